@@ -1,0 +1,1 @@
+"""Deduplication: exact (normalised text hash) now; near-duplicate MinHash-LSH builds on the same marks."""

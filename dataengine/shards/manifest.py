@@ -1,0 +1,40 @@
+"""``manifest.json``: what a build produced, enough to verify every byte and to reproduce it.
+
+It holds no timestamps and no absolute paths, so the same inputs, config and seed give the same bytes.
+It is written last (atomically): a directory without a manifest is an incomplete build.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+FORMAT = "dataengine-shards"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def write_manifest(out: Path, manifest: dict[str, Any]) -> Path:
+    path = out / MANIFEST
+    write_json_atomic(path, {"format": FORMAT, "format_version": FORMAT_VERSION, **manifest})
+    return path
+
+
+def load_manifest(out: Path) -> dict[str, Any]:
+    """The manifest of a finished build; a clear error for a missing or foreign one."""
+    path = Path(out) / MANIFEST
+    if not path.exists():
+        raise ValueError(f"{out}: no {MANIFEST}; not a finished build output (interrupted, or the wrong directory)")
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    if manifest.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a {FORMAT} manifest")
+    if manifest.get("format_version", 0) > FORMAT_VERSION:
+        raise ValueError(f"{path}: format version {manifest['format_version']} is newer than this reader's")
+    return manifest

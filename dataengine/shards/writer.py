@@ -1,0 +1,113 @@
+"""Shard writer: Arrow IPC stream files of about ``shard_tokens`` tokens, written atomically.
+
+Rows are documents (never split across shards) with columns ``tokens`` (uint16 when the vocabulary fits,
+else uint32), ``source`` and ``id``.  Record batches have a fixed number of rows, so the bytes of a shard do
+not depend on how the rows arrived, and a shard only gets its final name once it is complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+ROWS_PER_BATCH = 1024
+
+
+def token_type(vocab_size: int) -> pa.DataType:
+    return pa.uint16() if vocab_size <= 2**16 else pa.uint32()
+
+
+def shard_schema(vocab_size: int, extra: dict[str, pa.DataType] | None = None) -> pa.Schema:
+    fields = [pa.field("tokens", pa.list_(token_type(vocab_size))), pa.field("source", pa.string())]
+    fields.append(pa.field("id", pa.string()))
+    fields += [pa.field(k, v) for k, v in (extra or {}).items()]
+    return pa.schema(fields)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class ShardWriter:
+    """Append tables of rows in their final order; a new shard starts once ``shard_tokens`` is reached."""
+
+    def __init__(self, out_dir: Path, schema: pa.Schema, shard_tokens: int, prefix: str = "shard") -> None:
+        self.out_dir, self.schema, self.shard_tokens, self.prefix = out_dir, schema, shard_tokens, prefix
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.shards: list[dict[str, Any]] = []
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+        self._writer: pa.ipc.RecordBatchStreamWriter | None = None
+        self._tmp: Path | None = None
+        self._tokens = 0
+        self._rows = 0
+        self._by_source: Counter[str] = Counter()
+
+    def write(self, table: pa.Table) -> None:
+        table = table.select(self.schema.names).cast(self.schema)
+        lengths = table["tokens"].combine_chunks().value_lengths().to_numpy(zero_copy_only=False)
+        sources = table["source"].to_pylist()
+        start = 0
+        for i, n in enumerate(lengths):
+            self._tokens_in_row(sources[i], int(n))
+            if self._tokens >= self.shard_tokens:
+                self._buffer(table.slice(start, i + 1 - start))
+                start = i + 1
+                self._finish_shard()
+        if start < table.num_rows:
+            self._buffer(table.slice(start))
+
+    def close(self) -> list[dict[str, Any]]:
+        if self._rows:
+            self._finish_shard()
+        return self.shards
+
+    def _tokens_in_row(self, source: str, n: int) -> None:
+        self._tokens += n
+        self._rows += 1
+        self._by_source[source] += n
+
+    def _buffer(self, table: pa.Table) -> None:
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
+        while self._pending_rows >= ROWS_PER_BATCH:
+            self._flush(ROWS_PER_BATCH)
+
+    def _flush(self, rows: int) -> None:
+        merged = pa.concat_tables(self._pending)
+        if self._writer is None:
+            self._tmp = self.out_dir / f".{self._name()}.tmp"
+            self._writer = pa.ipc.new_stream(str(self._tmp), self.schema)
+        self._writer.write_table(merged.slice(0, rows), max_chunksize=ROWS_PER_BATCH)
+        rest = merged.slice(rows)
+        self._pending, self._pending_rows = ([rest] if rest.num_rows else []), rest.num_rows
+
+    def _name(self) -> str:
+        return f"{self.prefix}-{len(self.shards):05d}.arrow"
+
+    def _finish_shard(self) -> None:
+        if self._pending_rows:
+            self._flush(self._pending_rows)
+        assert self._writer is not None and self._tmp is not None
+        self._writer.close()
+        final = self.out_dir / self._name()
+        self._tmp.replace(final)
+        self.shards.append(
+            {
+                "path": final.name,
+                "sha256": sha256_file(final),
+                "rows": self._rows,
+                "tokens": self._tokens,
+                "tokens_by_source": dict(sorted(self._by_source.items())),
+            }
+        )
+        self._writer, self._tmp, self._tokens, self._rows = None, None, 0, 0
+        self._by_source = Counter()

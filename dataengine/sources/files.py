@@ -1,0 +1,74 @@
+"""File listing and opening for local paths and any ``pyarrow.fs`` URL (``s3://``, ``gs://``, ``hdfs://``)."""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import os
+from pathlib import Path
+from typing import BinaryIO
+
+import pyarrow.fs as pafs
+
+
+def is_remote(path: str) -> bool:
+    return "://" in path and not path.startswith("file://")
+
+
+def expand(pattern: str) -> list[str]:
+    """Files matching a path, a glob or a directory (recursively), sorted so the order is stable."""
+    if is_remote(pattern):
+        return _expand_remote(pattern)
+    pattern = pattern.removeprefix("file://")
+    if any(ch in pattern for ch in "*?["):
+        return sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
+    if os.path.isdir(pattern):
+        return walk(pattern)
+    if os.path.exists(pattern):
+        return [pattern]
+    raise ValueError(f"input path does not exist: {pattern}")
+
+
+def walk(root: str) -> list[str]:
+    """Every regular file and symlink below ``root``, sorted, without following directory symlinks."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if d != ".git")
+        found.extend(os.path.join(dirpath, f) for f in filenames)
+    return sorted(found)
+
+
+def _expand_remote(pattern: str) -> list[str]:
+    fs, path = pafs.FileSystem.from_uri(pattern.split("*")[0].rsplit("/", 1)[0] if "*" in pattern else pattern)
+    scheme = pattern.split("://", 1)[0]
+    if "*" in pattern:
+        base = path
+        infos = fs.get_file_info(pafs.FileSelector(base, recursive=True))
+        glob_path = pattern.split("://", 1)[1]
+        return sorted(f"{scheme}://{i.path}" for i in infos if i.is_file and fnmatch.fnmatch(i.path, glob_path))
+    info = fs.get_file_info(path)
+    if info.type == pafs.FileType.Directory:
+        infos = fs.get_file_info(pafs.FileSelector(path, recursive=True))
+        return sorted(f"{scheme}://{i.path}" for i in infos if i.is_file)
+    if info.type == pafs.FileType.NotFound:
+        raise ValueError(f"input path does not exist: {pattern}")
+    return [pattern]
+
+
+def open_input(path: str) -> BinaryIO:
+    """Open a local or remote file for binary reading."""
+    if is_remote(path):
+        fs, inner = pafs.FileSystem.from_uri(path)
+        return fs.open_input_stream(inner, compression=None)
+    return open(path.removeprefix("file://"), "rb")
+
+
+def file_size(path: str) -> int:
+    if is_remote(path):
+        fs, inner = pafs.FileSystem.from_uri(path)
+        return fs.get_file_info(inner).size
+    return os.lstat(path.removeprefix("file://")).st_size
+
+
+def relative(path: str, root: str) -> str:
+    return Path(path).relative_to(root).as_posix() if not is_remote(path) else path.removeprefix(root).lstrip("/")

@@ -1,0 +1,119 @@
+"""``git``: a real git repository (clone URL or local path) read at a ref, one document per file.
+
+Safety: repositories are cloned ``--bare`` (no checkout, so no hooks and no smudge/clean filters run) and
+read with ``git ls-tree``/``git cat-file --batch``, which never execute repository code.  Submodules,
+symlinks and LFS pointer files become counted rejections.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from dataengine.cache import cache_dir
+from dataengine.config import SourceConfig
+from dataengine.schema import doc_row
+from dataengine.sources.base import Unit, read_error
+
+GIT_SAFE = ["-c", "core.hooksPath=/dev/null", "-c", "protocol.ext.allow=never", "-c", "core.fsmonitor=false"]
+GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1", "GIT_LFS_SKIP_SMUDGE": "1"}
+LFS_POINTER = b"version https://git-lfs.github.com/spec/v1"
+
+
+def _git(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess:
+    env = {**os.environ, **GIT_ENV}
+    return subprocess.run(["git", *GIT_SAFE, *args], env=env, capture_output=True, check=True, **kwargs)
+
+
+def is_url(path: str) -> bool:
+    return "://" in path or path.startswith("git@")
+
+
+def local_repo(path: str) -> str:
+    """A local git dir for ``path``: the path itself, or a bare clone of a URL in the cache (fetched once)."""
+    if not is_url(path):
+        return path
+    dest = cache_dir() / "git" / hashlib.sha256(path.encode()).hexdigest()[:16]
+    if not (dest / "HEAD").exists():
+        tmp = dest.with_suffix(".tmp")
+        subprocess.run(["rm", "-rf", str(tmp)], check=True)
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        _git(["clone", "--bare", "--quiet", "--no-recurse-submodules", path, str(tmp)], timeout=600)
+        tmp.rename(dest)
+    return str(dest)
+
+
+def repo_name(path: str) -> str:
+    """``github.com/OWNER/REPO`` from a clone URL, or the directory name of a local repository."""
+    if is_url(path):
+        tail = path.split("://", 1)[-1].removeprefix("git@").replace(":", "/")
+        return tail.removesuffix(".git").rstrip("/")
+    return Path(path).resolve().name
+
+
+class GitReader:
+    kind = "code"
+
+    def units(self, source: SourceConfig) -> Iterator[Unit]:
+        for i, spec in enumerate(source.path_specs()):
+            try:
+                repo = local_repo(spec.path)
+                listing = _git(["-C", repo, "ls-tree", "-r", "-l", "-z", "--full-tree", source.ref], timeout=600).stdout
+            except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
+                stderr = getattr(e, "stderr", b"") or b""
+                detail = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [str(e)]
+                yield Unit(source=source.name, spec=i, path=spec.path, error=f"git_unavailable: {detail[0]}")
+                continue
+            for entry in listing.split(b"\0"):
+                if not entry:
+                    continue
+                info, name = entry.split(b"\t", 1)
+                mode, otype, blob, size = info.split()
+                member = name.decode("utf-8", "surrogateescape")
+                if otype == b"commit":
+                    yield Unit(source=source.name, spec=i, path=repo, member=member, error="submodule: not followed")
+                elif mode == b"120000":
+                    yield Unit(source=source.name, spec=i, path=repo, member=member, error="symlink: not followed")
+                else:
+                    yield Unit(source.name, i, repo, member, blob.decode(), int(size))
+
+    def read(self, units: list[Unit], source: SourceConfig, max_bytes: int) -> Iterator[dict[str, Any]]:
+        specs = source.path_specs()
+        by_repo: dict[str, list[Unit]] = {}
+        for unit in units:
+            by_repo.setdefault(unit.path, []).append(unit)
+        for repo, group in by_repo.items():
+            wanted = [u for u in group if u.size <= max_bytes]
+            blobs = _cat_blobs(repo, [u.blob for u in wanted]) if wanted else {}
+            for unit in group:
+                spec = specs[unit.spec]
+                name = spec.meta.get("repo") or repo_name(spec.path)
+                meta = {**spec.meta, "repo": name, "path": unit.member, "ref": source.ref}
+                url = f"{name}/{unit.member}"
+                if unit.size > max_bytes:
+                    yield read_error(source, meta, url, self.kind, "too_large", f"{unit.size} bytes > {max_bytes}")
+                    continue
+                raw = blobs[unit.blob]
+                if raw.startswith(LFS_POINTER):
+                    yield read_error(
+                        source, meta, url, self.kind, "lfs_pointer", "git-lfs pointer, content not in repo"
+                    )
+                    continue
+                yield doc_row(source=source.name, kind=self.kind, url=url, raw=raw, meta=meta)
+
+
+def _cat_blobs(repo: str, blobs: list[str]) -> dict[str, bytes]:
+    """Read many blobs with one ``git cat-file --batch`` process."""
+    out = _git(["-C", repo, "cat-file", "--batch"], input="".join(b + "\n" for b in blobs).encode()).stdout
+    found, pos = {}, 0
+    for _ in blobs:
+        header_end = out.index(b"\n", pos)
+        sha, _type, size = out[pos:header_end].split()
+        start = header_end + 1
+        found[sha.decode()] = out[start : start + int(size)]
+        pos = start + int(size) + 1
+    return found

@@ -1,0 +1,498 @@
+"""Build a mix: ``python -m pipelines.build --mix code30``.
+
+sources -> read -> extract -> quality rules -> exact dedup -> held-out slice -> tokenizer -> tokenize -> mix
+-> shards + manifest + report.  Every step runs on Ray Data; only small per-document columns (ids, token
+counts) come back to the driver, to plan the mix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import resource
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import ray
+import ray.data
+from rich.console import Console
+from rich.table import Table
+from tokenizers import Tokenizer
+
+from dataengine.config import MixConfig, SourceConfig, load_mix, load_sources
+from dataengine.dedup.exact import find_duplicates, mark_duplicates
+from dataengine.extract import extract_batch
+from dataengine.filters import QualityStage
+from dataengine.mix.plan import MixPlan, is_held_out, order_key, plan_mix
+from dataengine.report.funnel import KEPT, SourceFunnel, batch_counts, check_balance, sum_counts
+from dataengine.report.render import write_report
+from dataengine.runtime import ray_session
+from dataengine.schema import stable_hash
+from dataengine.shards.manifest import MANIFEST, write_manifest
+from dataengine.shards.writer import ShardWriter, sha256_file, shard_schema
+from dataengine.sources import list_units, read_units
+from dataengine.tokenize import TokenizeStage
+from tokenizer.train import eos_id, train
+
+HELD_OUT = "held_out"
+STAGE_ORDER = ["read", "extract"]
+
+
+class Build:
+    """One build of one mix into one output directory."""
+
+    def __init__(
+        self,
+        mix: MixConfig,
+        sources: list[SourceConfig],
+        out: Path,
+        cpus: int,
+        tokenizer: Path | None = None,
+        console: Console | None = None,
+    ) -> None:
+        self.mix, self.sources, self.out, self.cpus = mix, sources, out, cpus
+        self.tokenizer_path = tokenizer
+        self.console = console or make_console()
+        self.pipe = mix.pipeline
+        self.timings: dict[str, float] = {}
+        self.doc_bytes: dict[str, int] = {}
+
+    # -- the steps -------------------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        start = time.perf_counter()
+        self._prepare_out()
+        with self._step("read+extract+filter"):
+            docs = self._filtered_documents()
+        with self._step("exact_dedup"):
+            if self.pipe.exact_dedup:
+                duplicates = find_duplicates(docs)
+                docs = docs.map_batches(mark_duplicates, fn_kwargs={"duplicates": duplicates}, batch_format="pyarrow")
+        with self._step("tokenizer"):
+            tokenizer_json = self._tokenizer(docs)
+        with self._step("tokenize"):
+            docs = docs.map_batches(
+                TokenizeStage,
+                fn_constructor_kwargs={"tokenizer_json": tokenizer_json},
+                batch_format="pyarrow",
+                batch_size=self.pipe.batch_size,
+                compute=ray.data.ActorPoolStrategy(size=self.cpus),
+            ).materialize()
+        with self._step("mix"):
+            train_docs = self._training_token_counts(docs)
+            plan = plan_mix(train_docs, self.mix.shares, self.mix.total_tokens, self.mix.max_epochs, self.mix.seed)
+        with self._step("shards"):
+            shards = self._write_shards(docs, plan)
+            held_out = self._write_held_out(docs)
+        with self._step("report"):
+            funnel = self._funnel(docs, plan, train_docs)
+            check_balance(funnel)
+            self._write_rejects_sample(docs)
+            manifest = self._manifest(shards, held_out, plan, tokenizer_json)
+            report = self._report(funnel, plan, time.perf_counter() - start)
+            write_report(self.out, report)
+            write_manifest(self.out, manifest)  # last: its presence marks a complete build
+        self._print_summary(report)
+        return report
+
+    def _filtered_documents(self) -> ray.data.Dataset:
+        units = list_units(self.sources)
+        if not units:
+            raise ValueError("the sources list no input files")
+        self.console.print(f"[bold]{len(units):,}[/] input units from {len(self.sources)} sources")
+        by_name = {s.name: s for s in self.sources}
+        blocks = max(self.cpus * 4, min(len(units) // 64, 2000))
+        ds = ray.data.from_items(units, override_num_blocks=min(blocks, len(units)))
+        ds = ds.map_batches(
+            read_units,
+            fn_kwargs={"sources": by_name, "max_bytes": self.pipe.max_file_bytes},
+            batch_format="pyarrow",
+            batch_size=32,
+            concurrency=self.cpus,
+        )
+        ds = ds.map_batches(
+            extract_batch, batch_format="pyarrow", batch_size=self.pipe.batch_size, concurrency=self.cpus
+        )
+        ds = ds.map_batches(
+            QualityStage,
+            fn_constructor_kwargs={"filters": self.pipe.filters, "sources": self.sources},
+            batch_format="pyarrow",
+            batch_size=self.pipe.batch_size,
+            compute=ray.data.ActorPoolStrategy(size=self.cpus),
+        )
+        return ds.materialize()
+
+    def _tokenizer(self, docs: ray.data.Dataset) -> str:
+        """The tokenizer as a JSON string: the user's, or one trained on a hash-ordered sample of the mix."""
+        dest = self.out / "tokenizer.json"
+        if self.tokenizer_path is not None:
+            if not self.tokenizer_path.exists():
+                raise ValueError(f"--tokenizer: file not found: {self.tokenizer_path}")
+            shutil.copyfile(self.tokenizer_path, dest)
+            return dest.read_text(encoding="utf-8")
+        seed, held = self.mix.seed, self.mix.held_out
+        sizes = docs.map_batches(_candidate_sizes, fn_kwargs={"held_out": held}, batch_format="pyarrow")
+        by_source: dict[str, list[tuple[int, str, int]]] = {}
+        for row in sizes.iter_rows():
+            by_source.setdefault(row["source"], []).append(
+                (stable_hash(seed, "tok", row["id"]), row["id"], row["bytes"])
+            )
+        chosen: set[str] = set()
+        for source, share in self.mix.shares.items():
+            budget = share * self.pipe.tokenizer_sample_bytes
+            for _, doc_id, nbytes in sorted(by_source.get(source, [])):
+                if budget <= 0:
+                    break
+                chosen.add(doc_id)
+                budget -= nbytes
+        sample = docs.map_batches(_select_texts, fn_kwargs={"ids": chosen}, batch_format="pyarrow").take_all()
+        texts = [r["text"] for r in sorted(sample, key=lambda r: stable_hash(seed, "tok", r["id"]))]
+        self.console.print(f"training tokenizer on {len(texts):,} documents ({sum(map(len, texts)) / 1e6:.1f}M chars)")
+        tok = train(texts, self.pipe.vocab_size, dest)
+        return tok.to_str()
+
+    def _training_token_counts(self, docs: ray.data.Dataset) -> dict[str, dict[str, int]]:
+        """``{source: {id: n_tokens}}`` of the training documents (kept, not held out); sizes go to ``doc_bytes``."""
+        counts = docs.map_batches(_train_counts, fn_kwargs={"held_out": self.mix.held_out}, batch_format="pyarrow")
+        by_source: dict[str, dict[str, int]] = {s.name: {} for s in self.sources}
+        for row in counts.iter_rows():
+            by_source[row["source"]][row["id"]] = row["n_tokens"]
+            self.doc_bytes[row["id"]] = row["n_bytes"]
+        return by_source
+
+    def _write_shards(self, docs: ray.data.Dataset, plan: MixPlan) -> list[dict[str, Any]]:
+        copies = {doc_id: takes for p in plan.sources.values() for doc_id, takes in p.copies.items()}
+        rows = docs.map_batches(
+            _expand_copies, fn_kwargs={"copies": copies, "seed": self.mix.seed}, batch_format="pyarrow"
+        ).sort("order")
+        writer = ShardWriter(self.out, shard_schema(self._vocab_size()), self.pipe.shard_tokens)
+        for batch in rows.iter_batches(batch_size=4096, batch_format="pyarrow"):
+            writer.write(batch)
+        return writer.close()
+
+    def _write_held_out(self, docs: ray.data.Dataset) -> list[dict[str, Any]]:
+        rows = docs.map_batches(_held_out_rows, fn_kwargs={"held_out": self.mix.held_out}, batch_format="pyarrow")
+        table = pa.Table.from_pylist(rows.take_all()) if rows.count() else None
+        entries = []
+        schema = shard_schema(self._vocab_size(), {"text": pa.string()})
+        for source in sorted({s.name for s in self.sources}):
+            part = table.filter(pc.equal(table["source"], source)) if table is not None else None
+            if part is None or part.num_rows == 0:
+                continue
+            part = part.sort_by("id")
+            writer = ShardWriter(self.out / HELD_OUT, schema, shard_tokens=2**62, prefix=source)
+            writer.write(part)
+            for entry in writer.close():
+                entries.append({**entry, "path": f"{HELD_OUT}/{entry['path']}"})
+        return entries
+
+    # -- accounting ------------------------------------------------------------------------------------------
+    def _funnel(
+        self, docs: ray.data.Dataset, plan: MixPlan, train_docs: dict[str, dict[str, int]]
+    ) -> dict[str, SourceFunnel]:
+        counts = sum_counts(docs.map_batches(batch_counts, batch_format="pyarrow").take_all())
+        funnel = {s.name: SourceFunnel() for s in self.sources}
+        held = sum_counts(
+            docs.map_batches(
+                _held_out_counts, fn_kwargs={"held_out": self.mix.held_out}, batch_format="pyarrow"
+            ).take_all()
+        )
+        for (source, outcome), (n, nbytes, tokens) in counts.items():
+            f = funnel[source]
+            f.docs_in += n
+            f.bytes_in += nbytes
+            f.tokens_in += tokens
+            if outcome != KEPT:
+                f.reject(outcome, n, tokens, nbytes)
+        for (source, _), (n, _, tokens) in held.items():
+            funnel[source].held_out_docs += n
+            funnel[source].held_out_tokens += tokens
+        unused = plan.unused(train_docs)
+        for source, f in funnel.items():
+            src_plan = plan.sources.get(source)
+            reason = "mix:over_budget" if src_plan else "mix:not_in_mix"
+            dropped = unused[source]
+            if dropped:
+                tokens = sum(train_docs[source][i] for i in dropped)
+                f.reject(reason, len(dropped), tokens, sum(self.doc_bytes[i] for i in dropped))
+            f.docs_out = len(train_docs[source]) - len(dropped)
+            if src_plan:
+                f.unique_tokens_out = sum(train_docs[source][i] for i in src_plan.copies)
+                f.tokens_out = src_plan.realised_tokens
+                f.epochs = round(src_plan.epochs, 4)
+        return funnel
+
+    def _write_rejects_sample(self, docs: ray.data.Dataset) -> None:
+        """A few rejected documents per (source, reason), chosen by hash so the sample is stable."""
+        per_reason = self.pipe.rejects_sample_per_reason
+        keys = docs.map_batches(_reject_keys, batch_format="pyarrow").take_all()
+        groups: dict[tuple[str, str], list[tuple[int, str]]] = {}
+        for row in keys:
+            groups.setdefault((row["source"], row["reject"]), []).append((stable_hash("sample", row["id"]), row["id"]))
+        chosen = {i for g in groups.values() for _, i in sorted(g)[:per_reason]}
+        sample = docs.map_batches(_rejected_rows, fn_kwargs={"ids": chosen}, batch_format="pyarrow").take_all()
+        sample.sort(key=lambda r: (r["source"], r["reject"], r["id"]))
+        (self.out / "rejects").mkdir(exist_ok=True)
+        path = self.out / "rejects" / "sample.jsonl"
+        tmp = path.with_name(".sample.jsonl.tmp")
+        with tmp.open("w", encoding="utf-8") as f:
+            for row in sample:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        tmp.replace(path)
+
+    def _manifest(self, shards: list[dict], held_out: list[dict], plan: MixPlan, tokenizer_json: str) -> dict[str, Any]:
+        tok_path = self.out / "tokenizer.json"
+        vocab = self._vocab_size()
+        return {
+            "config_hash": self.mix.config_hash(),
+            "seed": self.mix.seed,
+            "tokenizer": {
+                "path": tok_path.name,
+                "sha256": sha256_file(tok_path),
+                "vocab_size": vocab,
+                "eos_id": eos_id(Tokenizer.from_str(tokenizer_json)),
+                "token_dtype": "uint16" if vocab <= 2**16 else "uint32",
+                "trained": self.tokenizer_path is None,
+            },
+            "shards": shards,
+            "held_out": held_out,
+            "mix": {"name": self.mix.name, **_mix_section(plan)},
+            "totals": {"rows": sum(s["rows"] for s in shards), "tokens": sum(s["tokens"] for s in shards)},
+            "inputs": self._inputs_fingerprint(),
+        }
+
+    def _inputs_fingerprint(self) -> dict[str, Any]:
+        """What the sources were, without absolute paths (so two output dirs of one build compare equal)."""
+        blob = json.dumps([s.model_dump(mode="json", exclude={"paths"}) for s in self.sources], sort_keys=True)
+        return {"sources": [s.name for s in self.sources], "sources_sha256": hashlib.sha256(blob.encode()).hexdigest()}
+
+    def _report(self, funnel: dict[str, SourceFunnel], plan: MixPlan, wall: float) -> dict[str, Any]:
+        stages = list(STAGE_ORDER)
+        for spec in self.pipe.filters:
+            if spec.name not in stages:
+                stages.append(spec.name)
+        stages += ["exact_dedup", "mix"]
+        sources = {name: vars(f) for name, f in funnel.items()}
+        totals = {
+            key: sum(f[key] for f in sources.values())
+            for key in ("docs_in", "docs_out", "tokens_in", "tokens_out", "held_out_docs")
+        }
+        shares = _mix_section(plan)["sources"]
+        return {
+            "mix": self.mix.name,
+            "seed": self.mix.seed,
+            "stages": stages,
+            "sources": sources,
+            "totals": totals,
+            "mix_shares": {
+                n: {"target": s["target_share"], "realised": s["realised_share"]} for n, s in shares.items()
+            },
+            "timings_s": {k: round(v, 2) for k, v in self.timings.items()},
+            "wall_s": round(wall, 2),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "workers": self.cpus,
+        }
+
+    # -- helpers ---------------------------------------------------------------------------------------------
+    def _vocab_size(self) -> int:
+        return Tokenizer.from_str((self.out / "tokenizer.json").read_text(encoding="utf-8")).get_vocab_size()
+
+    def _prepare_out(self) -> None:
+        """Remove a previous build's outputs (manifest first, so a crash never leaves it looking complete)."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / MANIFEST).unlink(missing_ok=True)
+        for old in self.out.glob("shard-*.arrow"):
+            old.unlink()
+        for sub in (HELD_OUT, "rejects"):
+            shutil.rmtree(self.out / sub, ignore_errors=True)
+
+    @contextmanager
+    def _step(self, name: str) -> Iterator[None]:
+        self.console.print(f"[cyan]▶ {name}[/]")
+        start = time.perf_counter()
+        yield
+        self.timings[name] = time.perf_counter() - start
+
+    def _print_summary(self, report: dict[str, Any]) -> None:
+        table = Table(title=f"build {report['mix']} → {self.out}", show_lines=False)
+        for col in ("source", "docs in", "rejected", "held out", "docs out", "tokens out", "epochs", "share"):
+            table.add_column(col, justify="left" if col == "source" else "right")
+        for name, f in report["sources"].items():
+            share = report["mix_shares"].get(name, {})
+            share_txt = f"{share['realised']:.1%} (target {share['target']:.0%})" if share else "-"
+            table.add_row(
+                name,
+                f"{f['docs_in']:,}",
+                f"{sum(f['rejected'].values()):,}",
+                f"{f['held_out_docs']:,}",
+                f"{f['docs_out']:,}",
+                f"{f['tokens_out']:,}",
+                f"{f['epochs']:.2f}",
+                share_txt,
+            )
+        self.console.print(table)
+        for name, f in report["sources"].items():
+            top = sorted(f["rejected"].items(), key=lambda kv: -kv[1])[:4]
+            if top:
+                self.console.print(f"  {name} top rejections: " + ", ".join(f"{k} {v:,}" for k, v in top))
+        self.console.print(f"wrote shards, manifest.json, report.json/html, funnel.png in {report['wall_s']:.0f} s")
+
+
+# -- batch functions (run in Ray workers) ----------------------------------------------------------------------
+def _kept(table: pa.Table) -> pa.Table:
+    return table.filter(pc.is_null(table["reject"]))
+
+
+def _split_mask(table: pa.Table, held_out: float) -> list[bool]:
+    return [is_held_out(i, held_out) for i in table["id"].to_pylist()]
+
+
+def _candidate_sizes(table: pa.Table, held_out: float) -> pa.Table:
+    kept = _kept(table)
+    kept = kept.filter(pa.array([not h for h in _split_mask(kept, held_out)], pa.bool_()))
+    nbytes = pc.binary_length(kept["text"].cast(pa.binary()))
+    return pa.table({"id": kept["id"], "source": kept["source"], "bytes": nbytes})
+
+
+def _select_texts(table: pa.Table, ids: set[str]) -> pa.Table:
+    chosen = table.filter(pa.array([i in ids for i in table["id"].to_pylist()], pa.bool_()))
+    return chosen.select(["id", "text"])
+
+
+def _train_counts(table: pa.Table, held_out: float) -> pa.Table:
+    kept = _kept(table)
+    kept = kept.filter(pa.array([not h for h in _split_mask(kept, held_out)], pa.bool_()))
+    return kept.select(["id", "source", "n_tokens", "n_bytes"])
+
+
+def _held_out_rows(table: pa.Table, held_out: float) -> pa.Table:
+    kept = _kept(table)
+    kept = kept.filter(pa.array(_split_mask(kept, held_out), pa.bool_()))
+    return kept.select(["tokens", "source", "id", "text"])
+
+
+def _held_out_counts(table: pa.Table, held_out: float) -> pa.Table:
+    kept = _kept(table)
+    return batch_counts(kept.filter(pa.array(_split_mask(kept, held_out), pa.bool_())))
+
+
+def _expand_copies(table: pa.Table, copies: dict[str, list[int]], seed: int) -> pa.Table:
+    """One row per copy the mix takes of a document, with its position key; a cut copy keeps a prefix."""
+    ids = table["id"].to_pylist()
+    tokens_col = table["tokens"]
+    out_tokens, out_source, out_id, out_order = [], [], [], []
+    sources = table["source"].to_pylist()
+    for i, doc_id in enumerate(ids):
+        takes = copies.get(doc_id)
+        if not takes:
+            continue
+        tokens = tokens_col[i].values
+        for copy, take in enumerate(takes):
+            out_tokens.append(tokens.slice(0, take))
+            out_source.append(sources[i])
+            out_id.append(doc_id)
+            out_order.append(order_key(seed, doc_id, copy))
+    token_type = table.schema.field("tokens").type
+    return pa.table(
+        {
+            "tokens": pa.array([t.to_pylist() for t in out_tokens], token_type),
+            "source": pa.array(out_source, pa.string()),
+            "id": pa.array(out_id, pa.string()),
+            "order": pa.array(out_order, pa.int64()),
+        }
+    )
+
+
+def _reject_keys(table: pa.Table) -> pa.Table:
+    rejected = table.filter(pc.invert(pc.is_null(table["reject"])))
+    return rejected.select(["id", "source", "reject"])
+
+
+def _rejected_rows(table: pa.Table, ids: set[str]) -> pa.Table:
+    chosen = table.filter(pa.array([i in ids for i in table["id"].to_pylist()], pa.bool_()))
+    text = pc.utf8_slice_codeunits(pc.fill_null(chosen["text"], ""), 0, 2000)
+    return pa.table(
+        {
+            "id": chosen["id"],
+            "source": chosen["source"],
+            "reject": chosen["reject"],
+            "reject_detail": chosen["reject_detail"],
+            "url": chosen["url"],
+            "text": text,
+        }
+    )
+
+
+def _mix_section(plan: MixPlan) -> dict[str, Any]:
+    realised = plan.realised_shares()
+    return {
+        "total_tokens": plan.total_tokens,
+        "sources": {
+            name: {
+                "target_share": p.share,
+                "realised_share": round(realised[name], 6),
+                "target_tokens": p.target_tokens,
+                "realised_tokens": p.realised_tokens,
+                "available_tokens": p.available_tokens,
+                "available_docs": p.available_docs,
+                "docs": len(p.copies),
+                "epochs": round(p.epochs, 4),
+            }
+            for name, p in plan.sources.items()
+        },
+    }
+
+
+# -- command line ----------------------------------------------------------------------------------------------
+def make_console() -> Console:
+    """Progress and the summary go to stderr; wide enough for the summary table when output is a log file."""
+    console = Console(stderr=True)
+    return console if console.is_terminal else Console(stderr=True, width=140)
+
+
+def resolve_sources(spec: str) -> list[SourceConfig]:
+    if spec == "sample":
+        from dataengine.sources.sample import sample_sources
+
+        return sample_sources()
+    return load_sources(spec)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipelines.build", description="Build a tokenized data mix.")
+    parser.add_argument("--mix", required=True, help="a preset (code0, code10, code30, code50) or a mix YAML path")
+    parser.add_argument(
+        "--sources", help="'sample' (the embedded Debian corpus) or a sources YAML (default: the mix's)"
+    )
+    parser.add_argument("--out", type=Path, help="output directory (default: out/<mix name>)")
+    parser.add_argument("--workers", type=int, help="CPUs to use (default: all of this machine or cluster)")
+    parser.add_argument("--ray-address", help="join an existing Ray cluster (e.g. ray://head:10001 or auto)")
+    parser.add_argument("--tokenizer", type=Path, help="use this tokenizer.json instead of training one")
+    parser.add_argument("--seed", type=int, help="override the mix's seed")
+    args = parser.parse_args(argv)
+    console = make_console()
+    try:
+        mix = load_mix(args.mix)
+        if args.seed is not None:
+            mix = mix.model_copy(update={"seed": args.seed})
+        if args.sources:
+            mix = mix.model_copy(update={"sources": args.sources})
+        sources = resolve_sources(mix.sources)
+        out = args.out or Path("out") / mix.name
+        with ray_session(args.workers, args.ray_address) as cpus:
+            Build(mix, sources, out, cpus, args.tokenizer, console).run()
+    except ValueError as e:
+        console.print(f"[red]error:[/] {e}")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
