@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import ray
@@ -384,28 +385,29 @@ def _held_out_counts(table: pa.Table, held_out: float) -> pa.Table:
 
 
 def _expand_copies(table: pa.Table, copies: dict[str, list[int]], seed: int) -> pa.Table:
-    """One row per copy the mix takes of a document, with its position key; a cut copy keeps a prefix."""
-    ids = table["id"].to_pylist()
-    tokens_col = table["tokens"]
-    out_tokens, out_source, out_id, out_order = [], [], [], []
-    sources = table["source"].to_pylist()
-    for i, doc_id in enumerate(ids):
-        takes = copies.get(doc_id)
-        if not takes:
-            continue
-        tokens = tokens_col[i].values
-        for copy, take in enumerate(takes):
-            out_tokens.append(tokens.slice(0, take))
-            out_source.append(sources[i])
-            out_id.append(doc_id)
-            out_order.append(order_key(seed, doc_id, copy))
-    token_type = table.schema.field("tokens").type
+    """One row per copy the mix takes of a document, with its position key; a cut copy keeps a prefix.
+
+    Vectorised over the token buffer (numpy gathers), since this touches every training token.
+    """
+    rows, takes, orders = [], [], []
+    for i, doc_id in enumerate(table["id"].to_pylist()):
+        for copy, take in enumerate(copies.get(doc_id, ())):
+            rows.append(i)
+            takes.append(take)
+            orders.append(order_key(seed, doc_id, copy))
+    tokens = table["tokens"].combine_chunks()
+    starts = tokens.offsets.to_numpy()[rows] if rows else np.zeros(0, np.int64)
+    lengths = np.asarray(takes, dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    gather = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
+    values = tokens.values.to_numpy()[gather]
+    picked = pa.array(rows, pa.int64())
     return pa.table(
         {
-            "tokens": pa.array([t.to_pylist() for t in out_tokens], token_type),
-            "source": pa.array(out_source, pa.string()),
-            "id": pa.array(out_id, pa.string()),
-            "order": pa.array(out_order, pa.int64()),
+            "tokens": pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(values, tokens.type.value_type)),
+            "source": table["source"].take(picked),
+            "id": table["id"].take(picked),
+            "order": pa.array(orders, pa.int64()),
         }
     )
 

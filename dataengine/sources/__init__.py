@@ -52,9 +52,7 @@ def read_units(batch: pa.Table, sources: dict[str, SourceConfig], max_bytes: int
         for unit in group:
             if unit.error:
                 reason, _, detail = unit.error.partition(": ")
-                meta = specs[unit.spec].meta
-                where = meta.get("repo") or unit.path
-                url = f"{where}/{unit.member}" if unit.member else unit.path
-                rows.append(read_error(source, meta, url, reader.kind, reason, detail))
+                meta = {**specs[unit.spec].meta, **({"path": unit.member} if unit.member else {})}
+                rows.append(read_error(source, meta, unit.url or unit.path, reader.kind, reason, detail))
         rows.extend(reader.read([u for u in group if not u.error], source, max_bytes))
     return rows_to_table(rows)

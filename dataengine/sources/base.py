@@ -24,6 +24,7 @@ class Unit:
     blob: str = ""  # git: the blob id
     size: int = -1
     error: str = ""  # "reason: detail" when listing already failed (an unreachable repository, say)
+    url: str = ""  # with ``error``: where the failed document came from
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -60,13 +60,14 @@ class GitReader:
 
     def units(self, source: SourceConfig) -> Iterator[Unit]:
         for i, spec in enumerate(source.path_specs()):
+            name = spec.meta.get("repo") or repo_name(spec.path)
             try:
                 repo = local_repo(spec.path)
                 listing = _git(["-C", repo, "ls-tree", "-r", "-l", "-z", "--full-tree", source.ref], timeout=600).stdout
             except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
                 stderr = getattr(e, "stderr", b"") or b""
                 detail = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [str(e)]
-                yield Unit(source=source.name, spec=i, path=spec.path, error=f"git_unavailable: {detail[0]}")
+                yield Unit(source.name, i, spec.path, error=f"git_unavailable: {detail[0]}", url=spec.path)
                 continue
             for entry in listing.split(b"\0"):
                 if not entry:
@@ -74,10 +75,11 @@ class GitReader:
                 info, name = entry.split(b"\t", 1)
                 mode, otype, blob, size = info.split()
                 member = name.decode("utf-8", "surrogateescape")
+                url = f"{name}/{member}"
                 if otype == b"commit":
-                    yield Unit(source=source.name, spec=i, path=repo, member=member, error="submodule: not followed")
+                    yield Unit(source.name, i, repo, member, error="submodule: not followed", url=url)
                 elif mode == b"120000":
-                    yield Unit(source=source.name, spec=i, path=repo, member=member, error="symlink: not followed")
+                    yield Unit(source.name, i, repo, member, error="symlink: not followed", url=url)
                 else:
                     yield Unit(source.name, i, repo, member, blob.decode(), int(size))
 

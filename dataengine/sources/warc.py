@@ -51,6 +51,8 @@ class WarcReader:
         url = record.rec_headers.get_header("WARC-Target-URI") or ""
         if rtype == "conversion":
             raw = record.content_stream().read(max_bytes + 1)
+            if _truncated(record):
+                return read_error(source, meta, url, "text", "truncated_record", "record shorter than its length")
             text = raw[:max_bytes].decode("utf-8", "replace")
             return doc_row(source=source.name, kind="text", url=url, text=text, lang=source.lang, meta=meta)
         if rtype not in ("response", "resource"):
@@ -68,6 +70,8 @@ class WarcReader:
         if ctype and ctype not in TEXT_TYPES:
             return read_error(source, rec_meta, url, "html", "unsupported_content_type", ctype)
         raw = record.content_stream().read(max_bytes + 1)
+        if _truncated(record):
+            return read_error(source, rec_meta, url, "html", "truncated_record", "record shorter than its length")
         if len(raw) > max_bytes:
             return read_error(source, rec_meta, url, "html", "too_large", f"body > {max_bytes} bytes")
         kind = "text" if ctype == "text/plain" else "html"
@@ -75,3 +79,13 @@ class WarcReader:
             text = raw.decode("utf-8", "replace")
             return doc_row(source=source.name, kind=kind, url=url, text=text, lang=source.lang, meta=rec_meta)
         return doc_row(source=source.name, kind=kind, url=url, raw=raw, lang=source.lang, meta=rec_meta)
+
+
+def _truncated(record: Any) -> bool:
+    """Drain what is left of the record; a record cut short (a truncated file) leaves bytes unaccounted for.
+
+    warcio ends iteration quietly at a truncated gzip member, so this is how a cut last record is caught.
+    """
+    while record.raw_stream.read(1 << 16):
+        pass
+    return getattr(record.raw_stream, "limit", 0) > 0

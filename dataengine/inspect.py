@@ -1,0 +1,287 @@
+"""Inspect a build output: ``python -m dataengine.inspect OUT stats|sample|decode|verify|sources``.
+
+Everything is read from the output directory alone (manifest, shards, tokenizer, report), so a copied or
+downloaded build can be checked and read with no access to the sources or the config that made it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from tokenizers import Tokenizer
+
+from dataengine.report.render import REPORT_JSON
+from dataengine.schema import stable_hash
+from dataengine.shards.manifest import load_manifest
+from dataengine.shards.reader import SPLITS, Split, iter_batches, read_shard, split_entries, verify
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if not args.out.is_dir():
+            raise ValueError(f"{args.out}: no such directory")
+        code = args.command(args, Console(width=None if sys.stdout.isatty() else 200))
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler below
+        return code
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # piped into `head`: stop quietly with status 1, as rich does for its own output
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m dataengine.inspect", description=__doc__.splitlines()[0].replace("``", "")
+    )
+    parser.add_argument("out", type=Path, metavar="OUT", help="a build output directory (holds manifest.json)")
+    commands = parser.add_subparsers(metavar="COMMAND", required=True)
+
+    p = commands.add_parser("stats", help="shards, rows and tokens per source; mix target vs realised; tokenizer")
+    p.set_defaults(command=cmd_stats)
+
+    p = commands.add_parser("sample", help="decode a few documents chosen by a seeded hash")
+    p.add_argument("-n", type=int, default=3, help="how many documents (default 3)")
+    p.add_argument("--source", help="only documents of this source")
+    p.add_argument("--seed", type=int, default=0, help="another seed, other documents (default 0)")
+    p.add_argument("--max-chars", type=int, default=2000, help="cut each text after this many characters; 0: all")
+    p.set_defaults(command=cmd_sample)
+
+    p = commands.add_parser("decode", help="decode one document to stdout (exactly its text)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--id", help="document id (the first copy, training shards then held out)")
+    which.add_argument("--shard", help="shard index or path relative to OUT (with --row)")
+    p.add_argument("--row", type=int, help="row within --shard")
+    p.set_defaults(command=cmd_decode)
+
+    p = commands.add_parser("verify", help="recompute hashes and counts against the manifest; exit 1 on a problem")
+    p.set_defaults(command=cmd_verify)
+
+    p = commands.add_parser("sources", help="per-source funnel from report.json: docs in/out, top rejections")
+    p.add_argument("--top", type=int, default=3, help="rejection reasons shown per source (default 3)")
+    p.set_defaults(command=cmd_sources)
+    return parser
+
+
+def cmd_stats(args: argparse.Namespace, console: Console) -> int:
+    manifest = load_manifest(args.out)
+    plan = _mix_plan(manifest)
+    tok = manifest.get("tokenizer", {})
+    config = manifest.get("config_hash", "")[:12]
+    console.print(f"mix {_mix_name(args.out, manifest)}, seed {manifest.get('seed')}, config {config}")
+    console.print(
+        f"tokenizer {tok.get('path')} (sha256 {tok.get('sha256', '')[:12]}): vocab {tok.get('vocab_size'):,}, "
+        f"eos id {tok.get('eos_id')}, tokens stored as {tok.get('token_dtype')}"
+    )
+    table = Table(title=f"{len(split_entries(manifest, 'train'))} training shards")
+    for col in ["source", "shards", "rows", "tokens", "target share", "realised share", "epochs"]:
+        table.add_column(col, justify="left" if col == "source" else "right")
+    table.add_column("held-out rows", justify="right")
+    table.add_column("held-out tokens", justify="right")
+    train_rows, held_rows = _rows_by_source(args.out, "train"), _rows_by_source(args.out, "held_out")
+    train_tokens, held_tokens = _tokens_by_source(manifest, "train"), _tokens_by_source(manifest, "held_out")
+    shards_with = Counter(s for e in split_entries(manifest, "train") for s, n in e["tokens_by_source"].items() if n)
+    total = sum(train_tokens.values())
+    names = sorted(set(train_tokens) | set(held_tokens) | set(plan.get("sources", {})))
+    for name in names:
+        mix = plan.get("sources", {}).get(name, {})
+        realised = mix.get("realised_share", train_tokens[name] / total if total else 0.0)
+        table.add_row(
+            name,
+            f"{shards_with[name]:,}",
+            f"{train_rows[name]:,}",
+            f"{train_tokens[name]:,}",
+            _pct(mix.get("target_share")),
+            _pct(realised),
+            f"{mix['epochs']:.2f}" if "epochs" in mix else "",
+            f"{held_rows[name]:,}",
+            f"{held_tokens[name]:,}",
+        )
+    table.add_section()
+    table.add_row(
+        "total",
+        "",
+        f"{train_rows.total():,}",
+        f"{total:,}",
+        "",
+        "",
+        "",
+        f"{held_rows.total():,}",
+        f"{held_tokens.total():,}",
+    )
+    console.print(table)
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace, console: Console) -> int:
+    manifest = load_manifest(args.out)
+    if args.source is not None:
+        known = sorted(_tokens_by_source(manifest, "train"))
+        if args.source not in known:
+            raise ValueError(f"no source {args.source!r} in the training shards; known: {', '.join(known)}")
+    keyed: list[tuple[int, str, int]] = []
+    for path, first, batch in iter_batches(args.out, "train"):
+        rows = list(range(batch.num_rows))
+        if args.source is not None:
+            rows = pc.indices_nonzero(pc.equal(batch.column("source"), args.source)).to_pylist()
+        keyed += [(stable_hash(args.seed, "sample", path, first + i), path, first + i) for i in rows]
+        keyed = heapq.nsmallest(args.n, keyed)
+    tok = _tokenizer(args.out, manifest)
+    for _, path, row in keyed:
+        doc = read_shard(args.out / path).slice(row, 1).to_pylist()[0]
+        text = tok.decode(doc["tokens"], skip_special_tokens=True)
+        cut = text if args.max_chars <= 0 or len(text) <= args.max_chars else text[: args.max_chars] + " […]"
+        header = f"── {doc['id']} · {doc['source']} · {path} row {row} · {len(doc['tokens']):,} tokens"
+        console.print(Text(header, style="bold"), soft_wrap=True)
+        console.print(Text(cut), soft_wrap=True)
+    return 0
+
+
+def cmd_decode(args: argparse.Namespace, console: Console) -> int:
+    manifest = load_manifest(args.out)
+    if args.shard is not None:
+        if args.row is None:
+            raise ValueError("--shard needs --row")
+        path, row = _shard_path(manifest, args.shard), args.row
+        table = read_shard(args.out / path)
+        if not 0 <= row < table.num_rows:
+            raise ValueError(f"{path} has {table.num_rows} rows; no row {row}")
+        doc = table.slice(row, 1).to_pylist()[0]
+    else:
+        path, row, doc = _find_id(args.out, args.id)
+    text = _tokenizer(args.out, manifest).decode(doc["tokens"], skip_special_tokens=True)
+    print(f"{doc['id']} ({doc['source']}): {path} row {row}, {len(doc['tokens']):,} tokens", file=sys.stderr)
+    sys.stdout.write(text)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace, console: Console) -> int:
+    manifest = load_manifest(args.out)
+    problems = verify(args.out)
+    for problem in problems:
+        console.print(Text(problem))
+    if problems:
+        console.print(f"{len(problems)} problem(s) in {args.out}")
+        return 1
+    files = sum(len(split_entries(manifest, s)) for s in SPLITS)
+    console.print(f"OK: {files} files, {manifest.get('totals', {}).get('tokens', 0):,} training tokens verified")
+    return 0
+
+
+def cmd_sources(args: argparse.Namespace, console: Console) -> int:
+    report = _report(args.out)
+    table = Table(title=f"funnel of mix {report.get('mix')}, seed {report.get('seed')}")
+    for col in ["source", "docs in", "rejected", "held out", "docs out", "kept", "tokens in", "tokens out", "epochs"]:
+        table.add_column(col, justify="left" if col == "source" else "right")
+    for name, f in report.get("sources", {}).items():
+        docs_in = f.get("docs_in", 0)
+        table.add_row(
+            name,
+            f"{docs_in:,}",
+            f"{sum(f.get('rejected', {}).values()):,}",
+            f"{f.get('held_out_docs', 0):,}",
+            f"{f.get('docs_out', 0):,}",
+            _pct(f.get("docs_out", 0) / docs_in if docs_in else None),
+            f"{f.get('tokens_in', 0):,}",
+            f"{f.get('tokens_out', 0):,}",
+            f"{f.get('epochs', 0.0):.2f}",
+        )
+    console.print(table)
+    for name, f in report.get("sources", {}).items():
+        rejected = f.get("rejected", {})
+        top = sorted(rejected, key=lambda k: (-rejected[k], k))[: args.top]
+        docs_in = f.get("docs_in", 0)
+        reasons = ", ".join(f"{k} {rejected[k]:,} ({_pct(rejected[k] / docs_in)})" for k in top) or "none"
+        console.print(Text(f"{name} top rejections: {reasons}"), soft_wrap=True)
+    return 0
+
+
+def _mix_plan(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's mix plan (target vs realised per source), or an empty one."""
+    mix = manifest.get("mix")
+    return mix if isinstance(mix, dict) else {}
+
+
+def _mix_name(out: Path, manifest: dict[str, Any]) -> str:
+    """The mix's name: the manifest's ``mix`` string or ``mix.name``, else the report's, else the directory's."""
+    mix = manifest.get("mix")
+    if isinstance(mix, str):
+        return mix
+    if isinstance(mix, dict) and "name" in mix:
+        return str(mix["name"])
+    path = out / REPORT_JSON
+    return str(json.loads(path.read_text(encoding="utf-8")).get("mix")) if path.exists() else out.name
+
+
+def _tokens_by_source(manifest: dict[str, Any], split: Split) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for entry in split_entries(manifest, split):
+        counts.update(entry.get("tokens_by_source", {}))
+    return counts
+
+
+def _rows_by_source(out: Path, split: Split) -> Counter[str]:
+    """Rows per source, counted from the shards (the manifest only counts rows per file)."""
+    counts: Counter[str] = Counter()
+    for _, _, batch in iter_batches(out, split):
+        for item in pc.value_counts(batch.column("source")).to_pylist():
+            counts[item["values"]] += item["counts"]
+    return counts
+
+
+def _tokenizer(out: Path, manifest: dict[str, Any]) -> Tokenizer:
+    path = out / manifest.get("tokenizer", {}).get("path", "tokenizer.json")
+    if not path.exists():
+        raise ValueError(f"{path}: tokenizer missing")
+    return Tokenizer.from_file(str(path))
+
+
+def _shard_path(manifest: dict[str, Any], shard: str) -> str:
+    """``--shard`` as a manifest path: an index into the training shards, or a path listed in the manifest."""
+    train = split_entries(manifest, "train")
+    if shard.isdigit():
+        if int(shard) >= len(train):
+            raise ValueError(f"shard index {shard} out of range; there are {len(train)} training shards")
+        return train[int(shard)]["path"]
+    listed = [e["path"] for s in SPLITS for e in split_entries(manifest, s)]
+    if shard not in listed:
+        raise ValueError(f"{shard} is not a file of the manifest (e.g. {listed[0] if listed else 'none'})")
+    return shard
+
+
+def _find_id(out: Path, doc_id: str) -> tuple[str, int, dict[str, Any]]:
+    for split in SPLITS:
+        for path, first, batch in iter_batches(out, split):
+            i = pc.index(batch.column("id"), pa.scalar(doc_id, pa.string())).as_py()
+            if i >= 0:
+                return path, first + i, batch.slice(i, 1).to_pylist()[0]
+    raise ValueError(f"no document with id {doc_id!r}")
+
+
+def _report(out: Path) -> dict[str, Any]:
+    path = out / REPORT_JSON
+    if not path.exists():
+        raise ValueError(f"{out}: no {REPORT_JSON}; the build did not finish")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _pct(share: float | None) -> str:
+    return "" if share is None else f"{100.0 * share:.1f}%"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""Read a build's shards back, and verify them against ``manifest.json``.
+
+The manifest promises every shard's sha256, rows, tokens and tokens per source; ``verify`` recomputes all of it
+from the bytes on disk, so a copied, truncated or edited output is caught before anyone trains on it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from tokenizers import Tokenizer
+
+from dataengine.schema import SHARD_COLUMNS
+from dataengine.shards.manifest import load_manifest
+from dataengine.shards.writer import sha256_file
+
+Split = Literal["train", "held_out"]
+SPLITS: dict[Split, str] = {"train": "shards", "held_out": "held_out"}  # split -> manifest key
+HELD_OUT_DIR = "held_out"
+
+
+def read_shard(path: Path) -> pa.Table:
+    """A whole shard (or held-out file) as a table; memory-mapped, so reading it costs no copy."""
+    with pa.memory_map(str(path)) as source:
+        return pa.ipc.open_stream(source).read_all()
+
+
+def split_entries(manifest: dict[str, Any], split: Split) -> list[dict[str, Any]]:
+    """The manifest's file entries of one split, in their order."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
+    return list(manifest.get(SPLITS[split], []))
+
+
+def iter_batches(out: Path, split: Split = "train") -> Iterator[tuple[str, int, pa.RecordBatch]]:
+    """``(file path, index of the batch's first row in that file, batch)`` over a split, in manifest order."""
+    for entry in split_entries(load_manifest(out), split):
+        with pa.memory_map(str(Path(out) / entry["path"])) as source:
+            first = 0
+            for batch in pa.ipc.open_stream(source):
+                yield entry["path"], first, batch
+                first += batch.num_rows
+
+
+def iter_documents(out: Path, split: Split = "train") -> Iterator[dict[str, Any]]:
+    """Every document of a split as a dict of its columns (``tokens`` as a list of ints), in shard order."""
+    for _, _, batch in iter_batches(out, split):
+        yield from batch.to_pylist()
+
+
+def verify(out: Path) -> list[str]:
+    """Problems found by recomputing the output from its bytes; each names its file. Empty means intact."""
+    out = Path(out)
+    manifest = load_manifest(out)
+    tok_info = manifest.get("tokenizer", {})
+    problems = _verify_tokenizer(out, tok_info)
+    vocab_size = int(tok_info.get("vocab_size", 0))
+    dtype = tok_info.get("token_dtype")
+    train, held_out = split_entries(manifest, "train"), split_entries(manifest, "held_out")
+    for entries, columns in ((train, SHARD_COLUMNS), (held_out, (*SHARD_COLUMNS, "text"))):
+        for entry in entries:
+            problems += _verify_file(out, entry, vocab_size, dtype, columns)
+    listed = {e["path"] for e in [*train, *held_out]}
+    on_disk = {
+        p.relative_to(out).as_posix() for p in [*out.glob("shard-*.arrow"), *out.glob(f"{HELD_OUT_DIR}/*.arrow")]
+    }
+    problems += [f"{name}: on disk but not in the manifest" for name in sorted(on_disk - listed)]
+    totals = manifest.get("totals", {})
+    for key in ("rows", "tokens"):
+        summed = sum(int(e.get(key, 0)) for e in train)
+        if key in totals and int(totals[key]) != summed:
+            problems.append(f"manifest.json: totals.{key} is {totals[key]} but the shards add up to {summed}")
+    return problems
+
+
+def _verify_tokenizer(out: Path, info: dict[str, Any]) -> list[str]:
+    name = info.get("path", "tokenizer.json")
+    path = out / name
+    if not path.exists():
+        return [f"{name}: missing"]
+    if sha256_file(path) != info.get("sha256"):
+        return [f"{name}: sha256 does not match the manifest"]
+    tok = Tokenizer.from_file(str(path))
+    problems = []
+    if tok.get_vocab_size() != info.get("vocab_size"):
+        problems.append(f"{name}: vocab size {tok.get_vocab_size()} but the manifest says {info.get('vocab_size')}")
+    return problems
+
+
+def _verify_file(
+    out: Path, entry: dict[str, Any], vocab_size: int, dtype: str | None, columns: tuple[str, ...]
+) -> list[str]:
+    name = entry["path"]
+    path = out / name
+    if not path.exists():
+        return [f"{name}: missing"]
+    problems = []
+    if sha256_file(path) != entry.get("sha256"):
+        problems.append(f"{name}: sha256 does not match the manifest")
+    try:
+        table = read_shard(path)
+    except (pa.ArrowException, OSError) as e:
+        return [*problems, f"{name}: unreadable Arrow stream ({str(e).splitlines()[0]})"]
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        return [*problems, f"{name}: missing column(s) {', '.join(missing)}"]
+    tokens = table["tokens"]
+    lengths = pc.list_value_length(tokens).fill_null(0)
+    by_source: Counter[str] = Counter()
+    for source, n in zip(table["source"].to_pylist(), lengths.to_pylist(), strict=True):
+        by_source[source] += n
+    found = {"rows": table.num_rows, "tokens": sum(by_source.values())}
+    for key, value in found.items():
+        if entry.get(key) != value:
+            problems.append(f"{name}: {key} is {value} but the manifest says {entry.get(key)}")
+    by_source_found = {k: v for k, v in sorted(by_source.items()) if v}
+    if by_source_found != {k: v for k, v in entry.get("tokens_by_source", {}).items() if v}:
+        problems.append(f"{name}: tokens by source {by_source_found} do not match the manifest")
+    value_type = tokens.type.value_type
+    if dtype is not None and str(value_type) != dtype:
+        problems.append(f"{name}: token type {value_type} but the manifest says {dtype}")
+    top = pc.max(pc.list_flatten(tokens)).as_py()
+    if top is not None and top >= vocab_size:
+        problems.append(f"{name}: token id {top} is outside the vocabulary (size {vocab_size})")
+    return problems
