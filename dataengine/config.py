@@ -76,7 +76,10 @@ def _default_filters() -> list[FilterSpec]:
     return [
         FilterSpec(name="min_length", domains=["en", "code"], params={"min_chars": 200}),
         FilterSpec(name="min_length", domains=["zh"], params={"min_chars": 100}),
-        FilterSpec(name="gopher_quality", domains=["en"]),
+        # Gopher's thresholds (datatrove's defaults) except the share of words with a letter: datatrove's spaCy
+        # word tokenizer counts punctuation as words, so technical documentation (signatures, formulas) falls
+        # below Gopher's 0.8 -- 1,434 of the 4,538 English sample pages, 4.1M of their 6.1M tokens.
+        FilterSpec(name="gopher_quality", domains=["en"], params={"max_non_alpha_words_ratio": 0.6}),
         FilterSpec(name="cjk_ratio", domains=["zh"], params={"min_ratio": 0.3}),
         FilterSpec(name="code_lines", domains=["code"]),
     ]

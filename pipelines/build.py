@@ -116,10 +116,13 @@ class Build:
             fn_kwargs={"sources": by_name, "max_bytes": self.pipe.max_file_bytes},
             batch_format="pyarrow",
             batch_size=32,
-            concurrency=self.cpus,
+            compute=ray.data.TaskPoolStrategy(size=self.cpus),
         )
         ds = ds.map_batches(
-            extract_batch, batch_format="pyarrow", batch_size=self.pipe.batch_size, concurrency=self.cpus
+            extract_batch,
+            batch_format="pyarrow",
+            batch_size=self.pipe.batch_size,
+            compute=ray.data.TaskPoolStrategy(size=self.cpus),
         )
         ds = ds.map_batches(
             QualityStage,

@@ -86,7 +86,9 @@ class ShardWriter:
         if self._writer is None:
             self._tmp = self.out_dir / f".{self._name()}.tmp"
             self._writer = pa.ipc.new_stream(str(self._tmp), self.schema)
-        self._writer.write_table(merged.slice(0, rows), max_chunksize=ROWS_PER_BATCH)
+        # One contiguous record batch, whatever chunks the rows arrived in: the file bytes depend on rows alone.
+        # ``take`` copies into fresh buffers, so slice offsets and padding never leak into the file.
+        self._writer.write_batch(merged.take(pa.array(range(rows))).combine_chunks().to_batches()[0])
         rest = merged.slice(rows)
         self._pending, self._pending_rows = ([rest] if rest.num_rows else []), rest.num_rows
 
