@@ -215,6 +215,9 @@ class Build:
             f.tokens_in += tokens
             if outcome != KEPT:
                 f.reject(outcome, n, tokens, nbytes)
+        languages = docs.map_batches(_language_counts, batch_format="pyarrow").take_all()
+        for (source, lang), (n, nbytes, tokens) in sum_counts(languages).items():
+            funnel[source].languages[lang] = {"docs": n, "bytes": nbytes, "tokens": tokens}
         for (source, _), (n, _, tokens) in held.items():
             funnel[source].held_out_docs += n
             funnel[source].held_out_tokens += tokens
@@ -380,6 +383,10 @@ def _held_out_rows(table: pa.Table, held_out: float) -> pa.Table:
     kept = _kept(table)
     kept = kept.filter(pa.array(_split_mask(kept, held_out), pa.bool_()))
     return kept.select(["tokens", "source", "id", "text"])
+
+
+def _language_counts(table: pa.Table) -> pa.Table:
+    return batch_counts(_kept(table), by="lang")
 
 
 def _held_out_counts(table: pa.Table, held_out: float) -> pa.Table:

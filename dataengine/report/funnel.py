@@ -17,9 +17,12 @@ import pyarrow.compute as pc
 KEPT = "kept"
 
 
-def batch_counts(table: pa.Table) -> pa.Table:
-    """Ray Data ``map_batches`` function: ``(source, outcome) -> docs, bytes, tokens`` for one batch."""
-    outcome = pc.fill_null(table["reject"], KEPT)
+def batch_counts(table: pa.Table, by: str = "reject") -> pa.Table:
+    """Ray Data ``map_batches`` function: ``(source, outcome) -> docs, bytes, tokens`` for one batch.
+
+    The outcome is the rejection (``kept`` for none), or with ``by="lang"`` the document's language.
+    """
+    outcome = pc.fill_null(table[by], KEPT if by == "reject" else "unknown")
     nbytes = pc.fill_null(table["n_bytes"], 0)
     tokens = pc.fill_null(table["n_tokens"], 0) if "n_tokens" in table.column_names else pa.repeat(0, table.num_rows)
     small = pa.table({"source": table["source"], "outcome": outcome, "bytes": nbytes, "tokens": tokens})
@@ -43,6 +46,7 @@ class SourceFunnel:
     rejected: dict[str, int] = field(default_factory=dict)
     rejected_tokens: dict[str, int] = field(default_factory=dict)
     rejected_bytes: dict[str, int] = field(default_factory=dict)
+    languages: dict[str, dict[str, int]] = field(default_factory=dict)  # kept documents per (programming) language
 
     def reject(self, key: str, docs: int, tokens: int, nbytes: int) -> None:
         self.rejected[key] = self.rejected.get(key, 0) + docs
