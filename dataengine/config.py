@@ -122,7 +122,7 @@ class MixConfig(Strict):
         return hashlib.sha256(blob).hexdigest()
 
 
-def _load_yaml(path: Path) -> Any:
+def load_yaml(path: Path) -> Any:
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -131,7 +131,7 @@ def _load_yaml(path: Path) -> Any:
         raise ValueError(f"{path}: not valid YAML: {e}") from None
 
 
-def _validated(model: type[BaseModel], data: Any, path: Path) -> Any:
+def validated(model: type[BaseModel], data: Any, path: Path) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as e:
@@ -148,7 +148,7 @@ def load_mix(name_or_path: str) -> MixConfig:
         if not path.exists():
             known = sorted(p.stem for p in MIXES_DIR.glob("*.yaml"))
             raise ValueError(f"unknown mix {name_or_path!r}; known presets: {', '.join(known)} (or pass a YAML path)")
-    mix: MixConfig = _validated(MixConfig, _load_yaml(path), path)
+    mix: MixConfig = validated(MixConfig, load_yaml(path), path)
     if mix.sources != "sample" and not Path(mix.sources).is_absolute():
         mix.sources = str((path.parent / mix.sources).resolve())  # a mix's sources file is relative to the mix
     return mix
@@ -157,7 +157,7 @@ def load_mix(name_or_path: str) -> MixConfig:
 def load_sources(path: str | Path) -> list[SourceConfig]:
     """Sources from a YAML file; relative paths in it are taken relative to the file."""
     path = Path(path)
-    parsed: SourcesFile = _validated(SourcesFile, _load_yaml(path), path)
+    parsed: SourcesFile = validated(SourcesFile, load_yaml(path), path)
     for src in parsed.sources:
         specs = []
         for spec in src.path_specs():

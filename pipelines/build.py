@@ -278,7 +278,15 @@ class Build:
     def _inputs_fingerprint(self) -> dict[str, Any]:
         """What the sources were, without absolute paths (so two output dirs of one build compare equal)."""
         blob = json.dumps([s.model_dump(mode="json", exclude={"paths"}) for s in self.sources], sort_keys=True)
-        return {"sources": [s.name for s in self.sources], "sources_sha256": hashlib.sha256(blob.encode()).hexdigest()}
+        inputs: dict[str, Any] = {
+            "sources": [s.name for s in self.sources],
+            "sources_sha256": hashlib.sha256(blob.encode()).hexdigest(),
+        }
+        if self.mix.sources == "sample":
+            from dataengine.sources.sample import sample_packages
+
+            inputs["debian_packages"] = sample_packages()
+        return inputs
 
     def _report(self, funnel: dict[str, SourceFunnel], plan: MixPlan, wall: float) -> dict[str, Any]:
         stages = list(STAGE_ORDER)

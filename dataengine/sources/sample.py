@@ -31,7 +31,8 @@ from pydantic import Field
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from dataengine.config import PACKAGE_ROOT, PathSpec, SourceConfig, Strict, _load_yaml, _validated
+from dataengine.cache import cache_dir as default_cache_dir
+from dataengine.config import PACKAGE_ROOT, PathSpec, SourceConfig, Strict, load_yaml, validated
 
 SAMPLE_YAML = PACKAGE_ROOT / "pipelines" / "sources" / "sample.yaml"
 MARKER = ".unpacked.json"
@@ -74,14 +75,12 @@ class SampleSpec(Strict):
 
 def load_sample_spec(path: Path = SAMPLE_YAML) -> SampleSpec:
     """The package list, validated (unknown keys are errors, as in every config file)."""
-    return _validated(SampleSpec, _load_yaml(path), path)
+    return validated(SampleSpec, load_yaml(path), path)
 
 
 def debian_dir(cache_dir: Path | None = None) -> Path:
     """<cache>/debian, where cache is the argument, else $DATAENGINE_CACHE, else ~/.cache/dataengine."""
-    if cache_dir is None:
-        cache_dir = Path(os.environ.get("DATAENGINE_CACHE") or Path.home() / ".cache" / "dataengine")
-    return Path(cache_dir).expanduser().resolve() / "debian"
+    return Path(cache_dir or default_cache_dir()).expanduser().resolve() / "debian"
 
 
 # --- fetching -------------------------------------------------------------------------------------
