@@ -15,12 +15,14 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import ray.data
 
 from bench.corpus import page_paths, sample_by_name
 from bench.harness import Row, timed
+from bench.memory import PeakMemory
 from dataengine.config import FilterSpec
 from dataengine.extract import extract_batch
 from dataengine.filters import QualityStage
@@ -30,13 +32,18 @@ from dataengine.sources import list_units, read_units
 GOPHER = {"max_non_alpha_words_ratio": 0.6}
 
 
-def _build(out: Path, cache: Path) -> float:
+def _build(out: Path, cache: Path) -> tuple[float, int]:
+    """Wall seconds and peak memory (PSS of the driver and every Ray process it started) of one build."""
     env = {**os.environ, "DATAENGINE_CACHE": str(cache)}
     cmd = [sys.executable, "-m", "pipelines.build", "--mix", "code30", "--out", str(out)]
-    seconds, done = timed(lambda: subprocess.run(cmd, env=env, capture_output=True, text=True))
-    if done.returncode != 0:
-        raise RuntimeError(f"build failed: {done.stderr[-2000:]}")
-    return seconds
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with PeakMemory(proc.pid) as memory:
+        _, stderr = proc.communicate()
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"build failed: {stderr[-2000:]}")
+    return seconds, memory.peak
 
 
 def _ours_pages_per_s(workers: int) -> tuple[float, int, int]:
@@ -102,13 +109,15 @@ def run() -> list[Row]:
     workers = os.cpu_count() or 2
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        cold = _build(tmp_path / "cold", tmp_path / "cache")
-        warm = _build(tmp_path / "warm", tmp_path / "cache")
+        cold, _ = _build(tmp_path / "cold", tmp_path / "cache")
+        warm, peak = _build(tmp_path / "warm", tmp_path / "cache")
         ours, pages, ours_kept = _ours_pages_per_s(workers)
         peer, peer_kept = _datatrove_pages_per_s(workers, tmp_path / "datatrove")
     return [
         Row("default build code30, cold (fetch + build)", cold, "-", None, "s", higher_is_better=False),
         Row("default build code30, warm", warm, "-", None, "s", higher_is_better=False),
+        Row("default build code30, warm: peak memory (PSS, all processes)", peak / 2**30, "-", None, "GiB",
+            higher_is_better=False),
         Row(f"read+extract+gopher, {pages:,} English pages (kept {ours_kept:,} vs {peer_kept:,})", ours,
             "datatrove Trafilatura+Gopher", peer, "pages/s"),
     ]  # fmt: skip

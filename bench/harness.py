@@ -48,6 +48,11 @@ class Row:
         return data
 
 
+def fmt(value: float) -> str:
+    """Three significant digits at least, thousands separated."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     start = time.perf_counter()
     result = fn()
@@ -60,8 +65,8 @@ def report(name: str, rows: list[Row]) -> Path:
         table.add_column(col, justify="left" if col in ("what", "peer", "unit") else "right")
     for r in rows:
         ratio = "-" if r.ratio is None else f"{r.ratio:.2f}x"
-        peer_value = "-" if r.peer_value is None else f"{r.peer_value:,.1f}"
-        table.add_row(r.what, f"{r.ours:,.1f}", r.peer, peer_value, ratio, r.unit)
+        peer_value = "-" if r.peer_value is None else fmt(r.peer_value)
+        table.add_row(r.what, fmt(r.ours), r.peer, peer_value, ratio, r.unit)
     Console(width=160).print(table)
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"

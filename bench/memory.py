@@ -1,0 +1,58 @@
+"""Peak memory of a whole process tree (the build's driver plus Ray's raylet, GCS and workers).
+
+Proportional set size (PSS, from /proc/PID/smaps_rollup) is summed over the tree, so pages shared between
+processes — Ray's object store in /dev/shm, shared libraries — are counted once, not once per worker.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        tree.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    return tree
+
+
+def tree_pss_bytes(root: int) -> int:
+    tree, total, todo = _children(), 0, [root]
+    while todo:
+        pid = todo.pop()
+        todo.extend(tree.get(pid, []))
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+        except OSError:
+            continue
+    return total
+
+
+class PeakMemory:
+    """Samples the tree below ``pid`` (default: this process) every ``interval`` seconds until stopped."""
+
+    def __init__(self, pid: int | None = None, interval: float = 0.5) -> None:
+        self.pid, self.interval, self.peak = pid or os.getpid(), interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, tree_pss_bytes(self.pid))
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
