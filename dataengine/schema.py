@@ -27,6 +27,7 @@ DOC_SCHEMA = pa.schema(
         pa.field("raw", pa.binary()),
         pa.field("text", pa.string()),
         pa.field("lang", pa.string()),
+        pa.field("lang_score", pa.float32()),  # language-ID confidence (text sources)
         pa.field("meta", pa.string()),
         pa.field("n_bytes", pa.int64()),  # size of the input as read (raw bytes or UTF-8 text)
         pa.field("reject", pa.string()),
@@ -78,6 +79,7 @@ def doc_row(
         "raw": raw,
         "text": text,
         "lang": lang,
+        "lang_score": None,
         "meta": json.dumps(meta or {}, ensure_ascii=False, sort_keys=True),
         "n_bytes": len(content),
         "reject": reject,

@@ -1,0 +1,83 @@
+"""Language ID with fastText: the project's own model (trained on first use) or a user's lid.176.bin / GlotLID.
+
+The language and its score become columns (``lang``, ``lang_score``); a text document whose language does not
+match its source's (an untranslated English page in ``web_zh``) is rejected as ``langid:lang_mismatch``, and a
+matching one below the configured ``min_score`` as ``langid:low_score``.  Code is not language-identified.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from dataengine.config import SourceConfig
+from dataengine.schema import reject_rows, set_column
+
+STAGE = "langid"
+MAX_CHARS = 10_000
+
+# ISO 639-3 (GlotLID's ``eng_Latn`` style) -> the ISO 639-1 codes our sources use, for the common languages.
+ISO3_TO_1 = {
+    "eng": "en", "cmn": "zh", "zho": "zh", "yue": "zh", "jpn": "ja", "kor": "ko", "deu": "de", "fra": "fr",
+    "spa": "es", "ita": "it", "por": "pt", "rus": "ru", "nld": "nl", "pol": "pl", "tur": "tr", "vie": "vi",
+    "ind": "id", "hin": "hi", "ell": "el", "ces": "cs", "swe": "sv", "dan": "da", "fin": "fi", "hun": "hu",
+    "cat": "ca", "eus": "eu", "glg": "gl", "est": "et", "slk": "sk", "slv": "sl", "khm": "km", "arb": "ar",
+}  # fmt: skip
+
+
+def normalise_label(label: str) -> str:
+    """``__label__en`` / ``__label__zho_Hant`` / ``__label__cmn_Hani`` -> ``en`` / ``zh-Hant`` / ``zh``."""
+    code = label.removeprefix("__label__")
+    if "_" not in code:
+        return code
+    lang, script = code.split("_", 1)
+    lang = ISO3_TO_1.get(lang, lang)
+    return f"{lang}-{script}" if lang == "zh" and script in ("Hans", "Hant") else lang
+
+
+def matches(expected: str, predicted: str) -> bool:
+    """``zh`` accepts ``zh-Hans`` and ``zh-Hant``; otherwise the codes must be equal."""
+    return predicted == expected or predicted.startswith(expected + "-")
+
+
+class LangIdModel:
+    def __init__(self, path: Path | str) -> None:
+        import fasttext
+
+        fasttext.FastText.eprint = lambda *args, **kwargs: None  # silence the load_model warning
+        self.model = fasttext.load_model(str(path))
+
+    def predict(self, text: str) -> tuple[str, float]:
+        labels, scores = self.model.predict(text[:MAX_CHARS].replace("\n", " "), k=1)
+        return normalise_label(labels[0]), float(np.clip(scores[0], 0.0, 1.0))
+
+
+class LangIdStage:
+    """Ray Data callable class: tags ``lang``/``lang_score`` and rejects documents in the wrong language."""
+
+    def __init__(self, model_path: str, sources: list[SourceConfig], min_score: float = 0.0) -> None:
+        self.model = LangIdModel(model_path)
+        self.expected = {s.name: s.lang for s in sources if s.filter_domain != "code" and s.lang}
+        self.min_score = min_score
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        langs = table["lang"].to_pylist()
+        scores: list[float | None] = [None] * table.num_rows
+        rejects: list[str | None] = [None] * table.num_rows
+        details: list[str | None] = [None] * table.num_rows
+        rows = zip(table["source"].to_pylist(), table["text"].to_pylist(), table["reject"].to_pylist(), strict=True)
+        for i, (source, text, prev) in enumerate(rows):
+            expected = self.expected.get(source)
+            if expected is None or prev is not None or not text:
+                continue
+            lang, score = self.model.predict(text)
+            langs[i], scores[i] = lang, round(score, 4)
+            if not matches(expected, lang):
+                rejects[i], details[i] = f"{STAGE}:lang_mismatch", f"predicted={lang} score={score:.3f}"
+            elif score < self.min_score:
+                rejects[i], details[i] = f"{STAGE}:low_score", f"{lang} score={score:.3f} < {self.min_score}"
+        table = set_column(table, "lang", pa.array(langs, pa.string()))
+        table = set_column(table, "lang_score", pa.array(scores, pa.float32()))
+        return reject_rows(table, rejects, details)
