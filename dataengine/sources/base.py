@@ -7,12 +7,13 @@ set to ``read:<reason>``, so it is counted and never silently lost.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from dataengine.config import SourceConfig
 from dataengine.schema import doc_row
+from dataengine.sources.files import expand, file_size, open_input
 
 
 @dataclass(frozen=True)
@@ -51,3 +52,29 @@ def read_error(
         reject=f"read:{reason}",
         reject_detail=detail[:500],
     )
+
+
+def file_units(source: SourceConfig, keep: Callable[[str], bool] = lambda path: True) -> Iterator[Unit]:
+    """One unit per file matched by the source's paths (globs, directories, URLs), in a stable order."""
+    for i, spec in enumerate(source.path_specs()):
+        for path in expand(spec.path):
+            if keep(path):
+                yield Unit(source=source.name, spec=i, path=path)
+
+
+class UnreadableFile(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail
+
+
+def read_capped(path: str, max_bytes: int) -> bytes:
+    """A whole file, or ``UnreadableFile`` (``too_large`` without reading it, ``unreadable`` on an OS error)."""
+    try:
+        size = file_size(path)
+        if size > max_bytes:
+            raise UnreadableFile("too_large", f"{size} bytes > {max_bytes}")
+        with open_input(path) as f:
+            return f.read()
+    except OSError as e:
+        raise UnreadableFile("unreadable", str(e)) from None

@@ -16,8 +16,8 @@ from typing import Any
 
 from dataengine.config import SourceConfig
 from dataengine.schema import doc_row
-from dataengine.sources.base import Unit, read_error
-from dataengine.sources.files import expand, open_input
+from dataengine.sources.base import Unit, file_units, read_error
+from dataengine.sources.files import open_input
 
 
 def decompressed(path: str, stream: io.BufferedIOBase) -> io.BufferedIOBase:
@@ -38,9 +38,7 @@ class JsonlReader:
     kind = "text"
 
     def units(self, source: SourceConfig) -> Iterator[Unit]:
-        for i, spec in enumerate(source.path_specs()):
-            for path in expand(spec.path):
-                yield Unit(source=source.name, spec=i, path=path)
+        return file_units(source)
 
     def read(self, units: list[Unit], source: SourceConfig, max_bytes: int) -> Iterator[dict[str, Any]]:
         specs = source.path_specs()

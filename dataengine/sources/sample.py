@@ -14,7 +14,6 @@ needed) into a cache that later runs reuse:
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -33,6 +32,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from dataengine.cache import cache_dir as default_cache_dir
 from dataengine.config import PACKAGE_ROOT, PathSpec, SourceConfig, Strict, load_yaml, validated
+from dataengine.shards.writer import sha256_file
 
 SAMPLE_YAML = PACKAGE_ROOT / "pipelines" / "sources" / "sample.yaml"
 MARKER = ".unpacked.json"
@@ -159,14 +159,6 @@ def _deb_of(package: str, debs: Path) -> Path | None:
     return found[0] if found else None
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _unpack(package: str, deb: Path, roots: Path) -> dict[str, str | int]:
     """Unpack into a temp dir, write the marker there, then rename: root/PKG exists only when complete."""
     fields = dict(
@@ -182,7 +174,7 @@ def _unpack(package: str, deb: Path, roots: Path) -> dict[str, str | int]:
         "architecture": fields["Architecture"],
         "deb": deb.name,
         "size": deb.stat().st_size,
-        "sha256": _sha256(deb),
+        "sha256": sha256_file(deb),
     }
     tmp = Path(tempfile.mkdtemp(dir=roots, prefix=f".{package}-"))
     try:

@@ -8,17 +8,15 @@ from typing import Any
 
 from dataengine.config import SourceConfig
 from dataengine.schema import doc_row
-from dataengine.sources.base import Unit, read_error
-from dataengine.sources.files import expand, file_size, is_remote, open_input, relative
+from dataengine.sources.base import Unit, UnreadableFile, file_units, read_capped, read_error
+from dataengine.sources.files import is_remote, relative
 
 
 class SourceDirReader:
     kind = "code"
 
     def units(self, source: SourceConfig) -> Iterator[Unit]:
-        for i, spec in enumerate(source.path_specs()):
-            for path in expand(spec.path):
-                yield Unit(source=source.name, spec=i, path=path)
+        return file_units(source)
 
     def read(self, units: list[Unit], source: SourceConfig, max_bytes: int) -> Iterator[dict[str, Any]]:
         specs = source.path_specs()
@@ -32,13 +30,8 @@ class SourceDirReader:
                 yield read_error(source, meta, url, self.kind, "symlink", os.readlink(unit.path))
                 continue
             try:
-                size = file_size(unit.path)
-                if size > max_bytes:
-                    yield read_error(source, meta, url, self.kind, "too_large", f"{size} bytes > {max_bytes}")
-                    continue
-                with open_input(unit.path) as f:
-                    raw = f.read()
-            except OSError as e:
-                yield read_error(source, meta, url, self.kind, "unreadable", str(e))
+                raw = read_capped(unit.path, max_bytes)
+            except UnreadableFile as e:
+                yield read_error(source, meta, url, self.kind, e.reason, e.detail)
                 continue
             yield doc_row(source=source.name, kind=self.kind, url=url, raw=raw, lang=None, meta=meta)
