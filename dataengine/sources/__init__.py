@@ -9,6 +9,7 @@ import pyarrow as pa
 from dataengine.config import SourceConfig
 from dataengine.schema import rows_to_table
 from dataengine.sources.base import Reader, Unit, read_error
+from dataengine.sources.crawl import CrawlReader
 from dataengine.sources.git import GitReader
 from dataengine.sources.html_dir import HtmlDirReader
 from dataengine.sources.jsonl import JsonlReader
@@ -23,6 +24,7 @@ READERS: dict[str, Reader] = {
     "parquet": ParquetReader(),
     "source_dir": SourceDirReader(),
     "git": GitReader(),
+    "crawl": CrawlReader(),
 }
 
 

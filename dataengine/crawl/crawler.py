@@ -1,0 +1,170 @@
+"""The crawl driver: the frontier on the driver, hosts leased to Ray actors, outcomes logged as they come.
+
+The driver is the only writer of the crawl directory (WARC files, log, report), so nothing but the
+frontier needs a shared state and a crawl on a cluster writes wherever the driver runs.  Workers do the
+network and CPU work (fetching, decoding, link extraction, WARC record compression) and return compact
+results; adding workers adds hosts crawled at once, never requests to one host.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import ray
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from dataengine.config import CrawlConfig
+from dataengine.crawl.frontier import FAILED, SKIPPED, Frontier, Lease
+from dataengine.crawl.store import CrawlStore
+from dataengine.crawl.warcfile import crawl_warcs
+from dataengine.crawl.worker import CrawlWorker
+from dataengine.runtime import start_ray
+
+HOSTS_PER_WORKER = 8  # leases (hosts) one actor works on at once, in threads: the network waits, not the CPU
+
+
+def user_agent(config: CrawlConfig) -> str:
+    return f"dataengine-crawler/{version('dataengine')} (+{config.contact})"
+
+
+def read_seeds(path: Path) -> list[str]:
+    """Seed URLs from a file: one per line; blank lines and ``#`` comments ignored."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise ValueError(f"seeds file not found: {path}") from None
+    seeds = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+    if not seeds:
+        raise ValueError(f"{path}: no seed URLs in it")
+    return seeds
+
+
+def crawl(seeds: list[str], out: Path, config: CrawlConfig, console: Console | None = None) -> dict[str, Any]:
+    """Crawl from ``seeds`` into ``out`` and return the report; whatever ``out`` already holds is resumed.
+
+    Runs on the caller's Ray (``dataengine.runtime.ray_session``), or starts a local one.
+    """
+    if not seeds:
+        raise ValueError("no seed URLs to crawl")
+    console = console or Console(stderr=True)
+    ua = user_agent(config)
+    info = {"software": ua, "hostname": socket.gethostname(), "format": "WARC File Format 1.1", "robots": "obey"}
+    store = CrawlStore(out, info)
+    try:
+        frontier = Frontier(seeds, config)
+        frontier.start(store.logged)
+        if store.logged:
+            console.print(f"crawl: resuming {out} ({len(store.logged):,} URLs done, {store.trimmed:,} bytes trimmed)")
+        start, requests, nbytes = time.perf_counter(), frontier.requests, frontier.bytes
+        if not frontier.idle():
+            _drive(frontier, store, config, ua, console)
+        seconds = time.perf_counter() - start
+        skips = frontier.finish()
+        report = _report(frontier, ua, out)
+        report["run"] = {
+            "seconds": round(seconds, 3),
+            "requests": frontier.requests - requests,
+            "bytes": frontier.bytes - nbytes,
+            "resumed_urls": len(store.logged),
+            "trimmed_bytes": store.trimmed,
+        }
+        store.finish(skips, report)
+    finally:
+        store.close()
+    failed, skipped = sum(report["failed"].values()), sum(report["skipped"].values())
+    console.print(
+        f"crawl: {report['fetched']:,} fetched, {report['redirected']:,} redirected, {failed:,} failed, "
+        f"{skipped:,} skipped; {report['run']['requests']:,} requests in {report['run']['seconds']:.1f} s "
+        f"-> {out / 'report.json'}"
+    )
+    return report
+
+
+def _drive(frontier: Frontier, store: CrawlStore, config: CrawlConfig, ua: str, console: Console) -> None:
+    n = config.workers or start_ray()
+    actor = ray.remote(CrawlWorker).options(num_cpus=0, max_concurrency=HOSTS_PER_WORKER, scheduling_strategy="SPREAD")
+    workers = [actor.remote(config, ua) for _ in range(n)]
+    free = [HOSTS_PER_WORKER] * n
+    pending: dict[ray.ObjectRef, tuple[int, Lease]] = {}
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=console, transient=True) as progress:
+            task = progress.add_task("crawl", total=None)
+            while True:
+                for outcome in frontier.outbox:
+                    store.write(outcome, b"")
+                frontier.outbox.clear()
+                for w, lease in frontier.leases(free, time.time()):
+                    pending[workers[w].crawl.remote(lease)] = (w, lease)
+                due = frontier.next_due()
+                if not pending:
+                    if due is None:
+                        break
+                    time.sleep(min(max(0.0, due - time.time()), 1.0))
+                    continue
+                timeout = None if due is None or not any(free) else max(0.05, due - time.time())
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=timeout)
+                for ref in ready:
+                    w, lease = pending.pop(ref)
+                    free[w] += 1
+                    try:
+                        result = ray.get(ref)
+                    except ray.exceptions.RayActorError as e:
+                        raise RuntimeError(f"a crawl worker died ({e}); run the same command again to resume") from e
+                    for outcome, records in zip(result.outcomes, result.records, strict=True):
+                        store.write(outcome, records)
+                    frontier.complete(lease, result)
+                    progress.update(task, description=_progress_line(frontier))
+    finally:
+        for worker in workers:
+            ray.kill(worker)
+
+
+def _progress_line(frontier: Frontier) -> str:
+    counts = frontier.counts
+    failed = sum(v for k, v in counts.items() if k.startswith(f"{FAILED}:"))
+    skipped = sum(v for k, v in counts.items() if k.startswith(f"{SKIPPED}:"))
+    queued = sum(len(h.queue) for h in frontier.hosts.values())
+    return (
+        f"crawl: {counts['fetched']:,} fetched, {failed:,} failed, {skipped:,} skipped, {queued:,} queued, "
+        f"{frontier.bytes / 1e6:,.1f} MB, {len(frontier.hosts):,} hosts"
+    )
+
+
+def _by_reason(counts: dict[str, int], status: str) -> dict[str, int]:
+    prefix = f"{status}:"
+    return {k.removeprefix(prefix): v for k, v in sorted(counts.items()) if k.startswith(prefix)}
+
+
+def _report(frontier: Frontier, ua: str, out: Path) -> dict[str, Any]:
+    counts = frontier.counts
+    hosts = {}
+    for name, host in sorted(frontier.hosts.items()):
+        robots = host.robots.status if host.robots else None
+        hosts[name] = {
+            "fetched": host.counts["fetched"],
+            "redirected": host.counts["redirected"],
+            "failed": _by_reason(host.counts, FAILED),
+            "skipped": _by_reason(host.counts, SKIPPED),
+            "bytes": host.bytes,
+            "robots_status": f"closed: {host.closed[0]}" if host.closed else robots,
+            "delay_s": host.delay,
+        }
+    return {
+        "seeds": frontier.seeds,
+        "user_agent": ua,
+        "urls": sum(counts.values()),
+        "fetched": counts["fetched"],
+        "redirected": counts["redirected"],
+        "failed": _by_reason(counts, FAILED),
+        "skipped": _by_reason(counts, SKIPPED),
+        "requests": frontier.requests,
+        "bytes": frontier.bytes,
+        "hosts": hosts,
+        "warc_files": [p.name for p in crawl_warcs(out)],
+    }
