@@ -31,15 +31,49 @@ class PathSpec(Strict):
     base_url: str | None = None  # html_dir: url = base_url + path relative to ``path``
 
 
+class CrawlConfig(Strict):
+    """How a ``crawl`` source (and ``python -m pipelines.crawl``) crawls: limits, manners, safety.
+
+    The defaults are for the public internet: one request per host per second, robots.txt obeyed, no
+    private or loopback address unless ``allow`` names it.  ``contact`` goes into the User-Agent so that a
+    webmaster can reach whoever runs the crawl.
+    """
+
+    contact: str  # an e-mail address or URL
+    out: str | None = None  # WARC files, log, report (default: <cache>/crawl/<source>-<hash of the seeds>)
+    max_pages: int | None = Field(default=None, ge=1)
+    max_depth: int | None = Field(default=None, ge=0)
+    scope: Literal["same-host", "same-domain", "list"] = "same-host"
+    scope_hosts: list[str] = Field(default_factory=list)  # scope "list": these hosts (and their subdomains)
+    allow: list[str] = Field(default_factory=list)  # host names, IPs or CIDRs exempt from the private-address guard
+    connect_to: dict[str, str] = Field(default_factory=dict)  # "host:port" -> "ip:port" (like curl --connect-to)
+    workers: int | None = Field(default=None, ge=1)  # crawl actors (default: the cluster's CPUs)
+    delay: float = Field(default=1.0, ge=0)  # minimum seconds between two requests to one host
+    host_concurrency: int = Field(default=1, ge=1)  # requests in flight to one host
+    max_crawl_delay: float = Field(default=30.0, ge=0)  # a robots.txt Crawl-delay is honoured up to this
+    connect_timeout: float = Field(default=10.0, gt=0)
+    timeout: float = Field(default=30.0, gt=0)  # whole request, body included
+    retries: int = Field(default=2, ge=0)  # on 5xx, 429, timeouts and dropped connections
+    backoff: float = Field(default=1.0, ge=0)  # first retry wait; doubles each time, capped by backoff_cap
+    backoff_cap: float = Field(default=30.0, ge=0)
+    max_redirects: int = Field(default=5, ge=0)
+    max_body_bytes: int = Field(default=2**20, ge=1)  # longer bodies are truncated (WARC-Truncated: length)
+    content_types: list[str] = Field(default_factory=lambda: ["text/html", "application/xhtml+xml", "text/plain"])
+    sort_query: bool = False  # normalise ?b=1&a=2 to ?a=2&b=1
+    robots_retry_delay: float = Field(default=60.0, ge=0)  # a 5xx robots.txt keeps the host closed this long
+    robots_retries: int = Field(default=2, ge=0)  # then its pages fail as crawl:robots_unavailable
+
+
 class SourceConfig(Strict):
     name: str
-    kind: str  # a reader's registered name: html_dir | warc | jsonl | parquet | source_dir | git
+    kind: str  # a reader's registered name: html_dir | warc | jsonl | parquet | source_dir | git | crawl
     paths: list[str | PathSpec]
     lang: str | None = None  # the natural language expected (en, zh); None for code
     domain: str | None = None  # which filter set applies: en | zh | code (default: from kind and lang)
     text_field: str = "text"  # jsonl/parquet: the column holding the text
     url_field: str | None = None  # jsonl/parquet: the column holding the url, if any
     ref: str = "HEAD"  # git: the ref to read
+    crawl: CrawlConfig | None = None  # crawl: seeds are ``paths``; limits and manners here
 
     @property
     def filter_domain(self) -> str:
@@ -85,10 +119,71 @@ def _default_filters() -> list[FilterSpec]:
     ]
 
 
+class ShingleSpec(Strict):
+    """How one domain's text becomes MinHash shingles: normalised, cut into units, then n-grams of units.
+
+    ``word`` units are whitespace-separated after normalisation; with punctuation stripped they are the
+    identifier/number tokens BigCode's near-dedup uses for code.  ``char`` suits Chinese (no spaces);
+    ``line`` n-grams suit code whose lines are the unit of copying.
+    """
+
+    unit: Literal["word", "char", "line"] = "word"
+    n: int = Field(default=5, ge=1)
+    lowercase: bool = True
+    strip_punctuation: bool = True  # punctuation and symbols become spaces
+    normalise_digits: bool = True  # every run of digits becomes "0"
+
+
+def _default_shingles() -> dict[str, ShingleSpec]:
+    # Code shares the English spec so that a code file pasted into a web page still matches it.
+    return {"en": ShingleSpec(), "zh": ShingleSpec(unit="char", n=5), "code": ShingleSpec()}
+
+
+class LineDedupConfig(Strict):
+    """CCNet-style line dedup within a source: a line found in ``min_docs`` documents is boilerplate."""
+
+    enabled: bool = True
+    domains: list[str] = Field(default_factory=lambda: ["en", "zh"])  # not code: `}` recurs in every file
+    min_docs: int = Field(default=10, ge=2)
+
+
+class NearDedupConfig(Strict):
+    """MinHash-LSH near-duplicate removal (FineWeb's 14 bands x 8 rows by default)."""
+
+    enabled: bool = True
+    bands: int = Field(default=14, ge=1)
+    rows: int = Field(default=8, ge=1)
+    # LSH candidates are kept only if their signatures agree on this share of hashes (estimated Jaccard):
+    # this removes the ~5% of pairs at Jaccard 0.5 that 14x8 banding makes candidates.
+    threshold: float = Field(default=0.7, ge=0.0, le=1.0)
+    scope: Literal["all", "source"] = "all"  # compare documents across all sources, or within each source
+    shingles: dict[str, ShingleSpec] = Field(default_factory=_default_shingles)  # by domain; others: word 5-grams
+    seed: int = 1  # of the hash permutations
+    lines: LineDedupConfig = Field(default_factory=LineDedupConfig)
+
+    def shingle_spec(self, domain: str) -> ShingleSpec:
+        return self.shingles.get(domain, ShingleSpec())
+
+    @property
+    def num_perm(self) -> int:
+        return self.bands * self.rows
+
+
+class LangIdConfig(Strict):
+    """fastText language ID of text sources (code is not language-identified)."""
+
+    enabled: bool = True
+    model: str | None = None  # a fastText model (lid.176.bin, GlotLID); default: the project's own, trained once
+    min_score: float = Field(default=0.0, ge=0.0, le=1.0)  # a matching language below this is ``low_score``
+
+
 class PipelineConfig(Strict):
     max_file_bytes: int = 1_000_000  # files above this are rejected unread (The Stack's cap)
+    langid: LangIdConfig = Field(default_factory=LangIdConfig)
+    pii: bool = True  # redact e-mails, public IP addresses and secrets in kept documents
     filters: list[FilterSpec] = Field(default_factory=_default_filters)
     exact_dedup: bool = True
+    near_dedup: NearDedupConfig = Field(default_factory=NearDedupConfig)
     vocab_size: int = 32_000
     tokenizer_sample_bytes: int = 30_000_000  # text the tokenizer is trained on, split by mix share
     shard_tokens: int = 4 * 2**20
@@ -166,4 +261,6 @@ def load_sources(path: str | Path) -> list[SourceConfig]:
                 spec = spec.model_copy(update={"path": str((path.parent / spec.path).resolve())})
             specs.append(spec)
         src.paths = specs
+        if src.crawl and src.crawl.out and not Path(src.crawl.out).is_absolute():
+            src.crawl.out = str((path.parent / src.crawl.out).resolve())
     return parsed.sources

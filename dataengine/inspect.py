@@ -1,4 +1,4 @@
-"""Inspect a build output: ``python -m dataengine.inspect OUT stats|sample|decode|verify|sources``.
+"""Inspect a build output: ``python -m dataengine.inspect OUT stats|sample|decode|verify|sources|lengths``.
 
 Everything is read from the output directory alone (manifest, shards, tokenizer, report), so a copied or
 downloaded build can be checked and read with no access to the sources or the config that made it.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import io
 import json
 import os
 import sys
@@ -15,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from rich.console import Console
@@ -26,6 +28,8 @@ from dataengine.report.render import REPORT_JSON
 from dataengine.schema import stable_hash
 from dataengine.shards.manifest import load_manifest
 from dataengine.shards.reader import SPLITS, Split, iter_batches, read_shard, split_entries, verify
+
+LENGTHS_PNG = "doc_lengths.png"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(command=cmd_stats)
 
     p = commands.add_parser("sample", help="decode a few documents chosen by a seeded hash")
-    p.add_argument("-n", type=int, default=3, help="how many documents (default 3)")
+    p.add_argument("-n", "--n", type=int, default=3, help="how many documents (default 3)")
     p.add_argument("--source", help="only documents of this source")
     p.add_argument("--seed", type=int, default=0, help="another seed, other documents (default 0)")
     p.add_argument("--max-chars", type=int, default=2000, help="cut each text after this many characters; 0: all")
@@ -71,9 +75,16 @@ def _parser() -> argparse.ArgumentParser:
     p = commands.add_parser("verify", help="recompute hashes and counts against the manifest; exit 1 on a problem")
     p.set_defaults(command=cmd_verify)
 
-    p = commands.add_parser("sources", help="per-source funnel from report.json: docs in/out, top rejections")
+    p = commands.add_parser(
+        "sources", help="documents and tokens per source per shard; the funnel from report.json: in/out, rejections"
+    )
     p.add_argument("--top", type=int, default=3, help="rejection reasons shown per source (default 3)")
     p.set_defaults(command=cmd_sources)
+
+    p = commands.add_parser("lengths", help="document length percentiles per source and a histogram PNG")
+    p.add_argument("--split", choices=list(SPLITS), default="train", help="which files (default train)")
+    p.add_argument("--png", type=Path, help=f"where to write the histograms (default OUT/{LENGTHS_PNG})")
+    p.set_defaults(command=cmd_lengths)
     return parser
 
 
@@ -183,6 +194,29 @@ def cmd_verify(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_sources(args: argparse.Namespace, console: Console) -> int:
+    manifest = load_manifest(args.out)
+    names = sorted(_tokens_by_source(manifest, "train"))
+    per_shard = Table(title="documents and tokens per source per training shard")
+    per_shard.add_column("shard")
+    for name in names:
+        per_shard.add_column(f"{name} docs", justify="right")
+        per_shard.add_column(f"{name} tokens", justify="right")
+    totals: Counter[tuple[str, str]] = Counter()
+    for entry in split_entries(manifest, "train"):
+        docs = _rows_by_source_of(args.out / entry["path"])
+        tokens = entry.get("tokens_by_source", {})
+        cells = []
+        for name in names:
+            totals[name, "docs"] += docs[name]
+            totals[name, "tokens"] += tokens.get(name, 0)
+            cells += [f"{docs[name]:,}", f"{tokens.get(name, 0):,}"]
+        per_shard.add_row(entry["path"], *cells)
+    per_shard.add_section()
+    per_shard.add_row("total", *(f"{totals[name, kind]:,}" for name in names for kind in ("docs", "tokens")))
+    console.print(per_shard)
+    if not (args.out / REPORT_JSON).exists():
+        console.print(f"no {REPORT_JSON}: no funnel to show")
+        return 0
     report = _report(args.out)
     table = Table(title=f"funnel of mix {report.get('mix')}, seed {report.get('seed')}")
     for col in ["source", "docs in", "rejected", "held out", "docs out", "kept", "tokens in", "tokens out", "epochs"]:
@@ -208,6 +242,72 @@ def cmd_sources(args: argparse.Namespace, console: Console) -> int:
         reasons = ", ".join(f"{k} {rejected[k]:,} ({_pct(rejected[k] / docs_in)})" for k in top) or "none"
         console.print(Text(f"{name} top rejections: {reasons}"), soft_wrap=True)
     return 0
+
+
+def cmd_lengths(args: argparse.Namespace, console: Console) -> int:
+    lengths = _lengths_by_source(args.out, args.split)
+    if not lengths:
+        raise ValueError(f"no documents in the {args.split} split")
+    table = Table(title=f"document length in tokens ({args.split})")
+    for col in ["source", "documents", "min", "p10", "median", "p90", "p99", "max", "mean"]:
+        table.add_column(col, justify="left" if col == "source" else "right")
+    for name, values in lengths.items():
+        p = np.percentile(values, [10, 50, 90, 99])
+        table.add_row(
+            name, f"{len(values):,}", f"{values.min():,}", *(f"{v:,.0f}" for v in p), f"{values.max():,}",
+            f"{values.mean():,.0f}",
+        )  # fmt: skip
+    console.print(table)
+    png = args.png or args.out / LENGTHS_PNG
+    png.parent.mkdir(parents=True, exist_ok=True)
+    tmp = png.with_name(f".{png.name}.tmp")
+    tmp.write_bytes(plot_lengths(lengths, f"{_mix_name(args.out, load_manifest(args.out))} ({args.split})"))
+    tmp.replace(png)
+    console.print(f"wrote {png}")
+    return 0
+
+
+def plot_lengths(lengths: dict[str, np.ndarray], title: str) -> bytes:
+    """PNG bytes: one log-binned histogram of document lengths per source, medians marked."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5 * len(lengths), 4), layout="constrained")
+    canvas = FigureCanvasAgg(fig)
+    axes = np.atleast_1d(fig.subplots(1, len(lengths), sharey=False))
+    top = max(int(v.max()) for v in lengths.values())
+    low = max(1, min(int(v.min()) for v in lengths.values()))
+    bins = np.geomspace(low, max(top, low + 1) + 1, 50)
+    for ax, (name, values) in zip(axes, lengths.items(), strict=True):
+        ax.hist(np.maximum(values, 1), bins=bins, color="#4c72b0")
+        median = float(np.median(values))
+        ax.axvline(median, color="#c44e52", linestyle="--", label=f"median {median:,.0f}")
+        ax.set_xscale("log")
+        ax.set_title(f"{name}: {len(values):,} documents")
+        ax.set_xlabel("tokens per document")
+        ax.legend()
+    axes[0].set_ylabel("documents")
+    fig.suptitle(title)
+    buf = io.BytesIO()
+    canvas.print_png(buf)
+    return buf.getvalue()
+
+
+def _lengths_by_source(out: Path, split: Split) -> dict[str, np.ndarray]:
+    parts: dict[str, list[np.ndarray]] = {}
+    for _, _, batch in iter_batches(out, split):
+        lengths = pc.list_value_length(batch.column("tokens")).fill_null(0).to_numpy()
+        sources = np.asarray(batch.column("source").to_pylist(), dtype=object)
+        for name in np.unique(sources):
+            parts.setdefault(str(name), []).append(lengths[sources == name])
+    return {name: np.concatenate(parts[name]) for name in sorted(parts)}
+
+
+def _rows_by_source_of(path: Path) -> Counter[str]:
+    counts: Counter[str] = Counter()
+    for item in pc.value_counts(read_shard(path).column("source")).to_pylist():
+        counts[item["values"]] += item["counts"]
+    return counts
 
 
 def _mix_plan(manifest: dict[str, Any]) -> dict[str, Any]:

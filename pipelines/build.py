@@ -30,8 +30,13 @@ from tokenizers import Tokenizer
 
 from dataengine.config import MixConfig, SourceConfig, load_mix, load_sources
 from dataengine.dedup.exact import find_duplicates, mark_duplicates
+from dataengine.dedup.near import near_dedup
 from dataengine.extract import extract_batch
 from dataengine.filters import QualityStage
+from dataengine.filters.langid import STAGE as LANGID_STAGE
+from dataengine.filters.langid import LangIdStage
+from dataengine.filters.lid_train import default_model
+from dataengine.filters.pii import redact_batch
 from dataengine.mix.plan import MixPlan, is_held_out, order_key, plan_mix
 from dataengine.report.funnel import KEPT, SourceFunnel, batch_counts, check_balance, sum_counts
 from dataengine.report.render import write_report
@@ -44,7 +49,7 @@ from dataengine.tokenize import TokenizeStage
 from tokenizer.train import eos_id, train
 
 HELD_OUT = "held_out"
-STAGE_ORDER = ["read", "extract"]
+STAGE_ORDER = ["crawl", "read", "extract", LANGID_STAGE]
 
 
 class Build:
@@ -76,6 +81,8 @@ class Build:
             if self.pipe.exact_dedup:
                 duplicates = find_duplicates(docs)
                 docs = docs.map_batches(mark_duplicates, fn_kwargs={"duplicates": duplicates}, batch_format="pyarrow")
+        with self._step("near_dedup"):
+            docs, lines_removed = near_dedup(docs, self.pipe.near_dedup, self.sources)
         with self._step("tokenizer"):
             tokenizer_json = self._tokenizer(docs)
         with self._step("tokenize"):
@@ -94,6 +101,8 @@ class Build:
             held_out = self._write_held_out(docs)
         with self._step("report"):
             funnel = self._funnel(docs, plan, train_docs)
+            for name, removed in lines_removed.items():
+                funnel[name].lines_removed = removed
             check_balance(funnel)
             self._write_rejects_sample(docs)
             manifest = self._manifest(shards, held_out, plan, tokenizer_json)
@@ -124,6 +133,18 @@ class Build:
             batch_size=self.pipe.batch_size,
             compute=ray.data.TaskPoolStrategy(size=self.cpus),
         )
+        if self.pipe.langid.enabled:
+            ds = ds.map_batches(
+                LangIdStage,
+                fn_constructor_kwargs={
+                    "model_path": str(self._lid_model()),
+                    "sources": self.sources,
+                    "min_score": self.pipe.langid.min_score,
+                },
+                batch_format="pyarrow",
+                batch_size=self.pipe.batch_size,
+                compute=ray.data.ActorPoolStrategy(size=self.cpus),
+            )
         ds = ds.map_batches(
             QualityStage,
             fn_constructor_kwargs={"filters": self.pipe.filters, "sources": self.sources},
@@ -131,7 +152,24 @@ class Build:
             batch_size=self.pipe.batch_size,
             compute=ray.data.ActorPoolStrategy(size=self.cpus),
         )
+        if self.pipe.pii:
+            ds = ds.map_batches(
+                redact_batch,
+                batch_format="pyarrow",
+                batch_size=self.pipe.batch_size,
+                compute=ray.data.TaskPoolStrategy(size=self.cpus),
+            )
         return ds.materialize()
+
+    def _lid_model(self) -> Path:
+        """The user's fastText model, or the project's own (trained into the cache on first use)."""
+        if self.pipe.langid.model:
+            path = Path(self.pipe.langid.model)
+            if not path.exists():
+                raise ValueError(f"language-ID model not found: {path}")
+            return path
+        self.console.print("language ID: the project's fastText model (trained on first use, about 2 minutes)")
+        return default_model()
 
     def _tokenizer(self, docs: ray.data.Dataset) -> str:
         """The tokenizer as a JSON string: the user's, or one trained on a hash-ordered sample of the mix."""
@@ -215,6 +253,9 @@ class Build:
             f.tokens_in += tokens
             if outcome != KEPT:
                 f.reject(outcome, n, tokens, nbytes)
+        for row in docs.map_batches(_pii_counts, batch_format="pyarrow").take_all():
+            redacted = funnel[row["source"]].pii_redacted
+            redacted[row["kind"]] = redacted.get(row["kind"], 0) + row["count"]
         languages = docs.map_batches(_language_counts, batch_format="pyarrow").take_all()
         for (source, lang), (n, nbytes, tokens) in sum_counts(languages).items():
             funnel[source].languages[lang] = {"docs": n, "bytes": nbytes, "tokens": tokens}
@@ -268,12 +309,19 @@ class Build:
                 "token_dtype": "uint16" if vocab <= 2**16 else "uint32",
                 "trained": self.tokenizer_path is None,
             },
+            "langid": self._langid_manifest(),
             "shards": shards,
             "held_out": held_out,
             "mix": {"name": self.mix.name, **_mix_section(plan)},
             "totals": {"rows": sum(s["rows"] for s in shards), "tokens": sum(s["tokens"] for s in shards)},
             "inputs": self._inputs_fingerprint(),
         }
+
+    def _langid_manifest(self) -> dict[str, Any]:
+        if not self.pipe.langid.enabled:
+            return {"enabled": False}
+        model = self._lid_model()
+        return {"enabled": True, "default_model": not self.pipe.langid.model, "sha256": sha256_file(model)}
 
     def _inputs_fingerprint(self) -> dict[str, Any]:
         """What the sources were, without absolute paths (so two output dirs of one build compare equal)."""
@@ -293,7 +341,7 @@ class Build:
         for spec in self.pipe.filters:
             if spec.name not in stages:
                 stages.append(spec.name)
-        stages += ["exact_dedup", "mix"]
+        stages += ["exact_dedup", "line_dedup", "near_dedup", "mix"]
         sources = {name: vars(f) for name, f in funnel.items()}
         totals = {
             key: sum(f[key] for f in sources.values())
@@ -391,6 +439,19 @@ def _held_out_rows(table: pa.Table, held_out: float) -> pa.Table:
     kept = _kept(table)
     kept = kept.filter(pa.array(_split_mask(kept, held_out), pa.bool_()))
     return kept.select(["tokens", "source", "id", "text"])
+
+
+def _pii_counts(table: pa.Table) -> pa.Table:
+    """``(source, kind, count)`` of the redactions recorded in kept documents' metadata."""
+    counts: dict[tuple[str, str], int] = {}
+    kept = _kept(table)
+    for source, meta in zip(kept["source"].to_pylist(), kept["meta"].to_pylist(), strict=True):
+        for kind, n in json.loads(meta).get("pii", {}).items():
+            counts[(source, kind)] = counts.get((source, kind), 0) + n
+    rows = [{"source": s, "kind": k, "count": n} for (s, k), n in sorted(counts.items())]
+    return pa.Table.from_pylist(
+        rows, schema=pa.schema([("source", pa.string()), ("kind", pa.string()), ("count", pa.int64())])
+    )
 
 
 def _language_counts(table: pa.Table) -> pa.Table:
@@ -496,12 +557,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ray-address", help="join an existing Ray cluster (e.g. ray://head:10001 or auto)")
     parser.add_argument("--tokenizer", type=Path, help="use this tokenizer.json instead of training one")
     parser.add_argument("--seed", type=int, help="override the mix's seed")
+    parser.add_argument("--lid-model", type=Path, help="a fastText language-ID model (lid.176.bin, GlotLID)")
     args = parser.parse_args(argv)
     console = make_console()
     try:
         mix = load_mix(args.mix)
         if args.seed is not None:
             mix = mix.model_copy(update={"seed": args.seed})
+        if args.lid_model:
+            langid = mix.pipeline.langid.model_copy(update={"model": str(args.lid_model)})
+            mix = mix.model_copy(update={"pipeline": mix.pipeline.model_copy(update={"langid": langid})})
         if args.sources:
             mix = mix.model_copy(update={"sources": args.sources})
         sources = resolve_sources(mix.sources)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from tokenizers import Tokenizer
 
 from dataengine.config import load_mix, load_sources
 from dataengine.shards.reader import verify
@@ -30,7 +31,7 @@ EXPECTED_REASONS = {
     "extract:not_code",
     "extract:empty",
     "exact_dedup:duplicate",
-    "cjk_ratio:low_cjk_ratio",
+    "langid:lang_mismatch",
     "min_length:too_short",
 }
 
@@ -84,6 +85,19 @@ def test_mix_shares_and_held_out_slice(built: tuple[Path, dict]) -> None:
         assert all(table["text"].to_pylist())
     assert held_ids and not (held_ids & train_ids)
     assert len(manifest["shards"]) > 1 and verify(out) == []
+
+
+def test_personal_addresses_are_redacted_before_tokenization(built: tuple[Path, dict]) -> None:
+    out, report = built
+    assert report["sources"]["code"]["pii_redacted"]["email"] > 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    tok = Tokenizer.from_file(str(out / "tokenizer.json"))
+    texts = []
+    for entry in manifest["shards"] + manifest["held_out"]:
+        with pa.ipc.open_stream(out / entry["path"]) as reader:
+            texts += tok.decode_batch(reader.read_all()["tokens"].to_pylist())
+    assert any("<EMAIL>" in t for t in texts)
+    assert not any("@sweetapp.com" in t or "email-sig@python.org" in t for t in texts)
 
 
 def test_shards_load_in_hf_datasets(built: tuple[Path, dict]) -> None:

@@ -6,6 +6,7 @@ shard format that the reader does not follow breaks these tests.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -37,14 +38,17 @@ def _texts() -> dict[str, list[str]]:
     return {"code": code, "web_en": web_en[:120], "web_zh": web_zh}
 
 
-def _build(out: Path) -> dict[str, list[tuple[str, str]]]:
-    """Write a build output into ``out``; return ``{source: [(id, text)]}`` of its training documents."""
-    texts = _texts()
+def build_output(
+    out: Path, only: tuple[str, ...] = tuple(SHARE), n_shards: int = 4
+) -> dict[str, list[tuple[str, str]]]:
+    """Write a build output of the sources ``only`` into ``out``; return ``{source: [(id, text)]}`` of its training
+    documents.  Tokens carry no EOS, as in a real build: readers add the separator."""
+    texts = {s: ts for s, ts in _texts().items() if s in only}
     tok = train([t for ts in texts.values() for t in ts], vocab_size=1000, out=out / "tokenizer.json")
     eos = eos_id(tok)
     vocab = tok.get_vocab_size()
     docs = {s: [(make_id(s, f"{s}/{i}", t.encode()), t) for i, t in enumerate(ts)] for s, ts in texts.items()}
-    tokens = {s: [e.ids + [eos] for e in tok.encode_batch([t for _, t in ds])] for s, ds in docs.items()}
+    tokens = {s: [e.ids for e in tok.encode_batch([t for _, t in ds])] for s, ds in docs.items()}
 
     def table(source: str, lo: int, hi: int | None, text: bool) -> pa.Table:
         chosen = docs[source][lo:hi]
@@ -52,12 +56,14 @@ def _build(out: Path) -> dict[str, list[tuple[str, str]]]:
         return pa.table({**cols, "text": [t for _, t in chosen]} if text else cols)
 
     total = sum(len(t) for ts in tokens.values() for t in ts)
-    writer = ShardWriter(out, shard_schema(vocab), shard_tokens=total // 4)
+    writer = ShardWriter(out, shard_schema(vocab), shard_tokens=total // n_shards)
     for source in docs:
         writer.write(table(source, HELD_OUT.get(source, 0), None, text=False))
     shards = writer.close()
     held_out = []
     for source, n in HELD_OUT.items():
+        if source not in docs:
+            continue
         held = ShardWriter(out / "held_out", shard_schema(vocab, {"text": pa.string()}), 10**12, prefix=source)
         held.write(table(source, 0, n, text=True))
         (entry,) = held.close()
@@ -115,7 +121,7 @@ def _write_report(out: Path, docs: dict[str, list[tuple[str, str]]], realised: d
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, list[tuple[str, str]]]]:
     out = tmp_path_factory.mktemp("build") / "code30"
-    return out, _build(out)
+    return out, build_output(out)
 
 
 @pytest.fixture
@@ -217,3 +223,49 @@ def test_cli_user_errors_are_one_line(tmp_path: Path) -> None:
     empty = cli(tmp_path, "verify")
     assert empty.returncode == 2 and empty.stderr.count("\n") == 1 and "manifest.json" in empty.stderr
     assert cli("--help").returncode == 0
+
+
+def test_verify_catches_a_tokenizer_mismatch(copy: Path) -> None:
+    other = train([t[::-1] for ts in _texts().values() for t in ts], vocab_size=1000, out=copy / "tokenizer.json")
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["tokenizer"].update(sha256=sha256_file(copy / "tokenizer.json"), vocab_size=other.get_vocab_size())
+    manifest["tokenizer"]["eos_id"] += 1
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    problems = verify(copy)
+    assert any(p.startswith("manifest.json: eos id") for p in problems)
+    mismatched = [p for p in problems if p.endswith("(tokenizer mismatch)")]
+    assert {p.split(":")[0] for p in mismatched} == {"held_out/web_en.arrow", "held_out/web_zh.arrow"}
+
+
+def test_cli_sources_counts_documents_and_tokens_per_shard(built: tuple[Path, dict]) -> None:
+    out, docs = built
+    shown = cli(out, "sources")
+    assert shown.returncode == 0, shown.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    for entry in manifest["shards"]:
+        assert entry["path"] in shown.stdout
+    total = next(line for line in shown.stdout.splitlines() if line.strip("│ ").startswith("total"))
+    cells = [c.strip() for c in total.split("│") if c.strip()][1:]
+    for i, source in enumerate(sorted(docs)):  # docs then tokens, per source in name order
+        assert cells[2 * i] == f"{len(docs[source]):,}"
+        tokens = sum(e["tokens_by_source"].get(source, 0) for e in manifest["shards"])
+        assert cells[2 * i + 1] == f"{tokens:,}"
+
+
+def test_cli_lengths_writes_histograms(built: tuple[Path, dict], tmp_path: Path) -> None:
+    out, docs = built
+    png = tmp_path / "lengths.png"
+    shown = cli(out, "lengths", "--png", png)
+    assert shown.returncode == 0, shown.stderr
+    assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 10_000
+    for source, ds in docs.items():
+        assert any(line.strip("│ ").startswith(source) and f"{len(ds):,}" in line for line in shown.stdout.splitlines())
+
+
+def test_cli_sample_shows_ids_of_the_chosen_source(built: tuple[Path, dict]) -> None:
+    out, docs = built
+    shown = cli(out, "sample", "--source", "code", "--n", "5", "--max-chars", "100")
+    assert shown.returncode == 0, shown.stderr
+    headers = [line for line in shown.stdout.splitlines() if line.startswith("──")]
+    assert len(headers) == 5 and all(" · code · " in h for h in headers)
+    assert sum(i in shown.stdout for i, _ in docs["code"]) == 5

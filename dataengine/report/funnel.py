@@ -47,6 +47,8 @@ class SourceFunnel:
     rejected_tokens: dict[str, int] = field(default_factory=dict)
     rejected_bytes: dict[str, int] = field(default_factory=dict)
     languages: dict[str, dict[str, int]] = field(default_factory=dict)  # kept documents per (programming) language
+    lines_removed: dict[str, int] = field(default_factory=dict)  # line dedup: boilerplate lines and bytes
+    pii_redacted: dict[str, int] = field(default_factory=dict)  # kept documents' redactions by kind
 
     def reject(self, key: str, docs: int, tokens: int, nbytes: int) -> None:
         self.rejected[key] = self.rejected.get(key, 0) + docs

@@ -18,6 +18,7 @@ from tokenizers import Tokenizer
 from dataengine.schema import SHARD_COLUMNS
 from dataengine.shards.manifest import load_manifest
 from dataengine.shards.writer import sha256_file
+from tokenizer.train import EOS
 
 Split = Literal["train", "held_out"]
 SPLITS: dict[Split, str] = {"train": "shards", "held_out": "held_out"}  # split -> manifest key
@@ -58,10 +59,10 @@ def verify(out: Path) -> list[str]:
     out = Path(out)
     manifest = load_manifest(out)
     tok_info = manifest.get("tokenizer", {})
-    problems = _verify_tokenizer(out, tok_info)
+    train, held_out = split_entries(manifest, "train"), split_entries(manifest, "held_out")
+    problems = _verify_tokenizer(out, tok_info, held_out)
     vocab_size = int(tok_info.get("vocab_size", 0))
     dtype = tok_info.get("token_dtype")
-    train, held_out = split_entries(manifest, "train"), split_entries(manifest, "held_out")
     for entries, columns in ((train, SHARD_COLUMNS), (held_out, (*SHARD_COLUMNS, "text"))):
         for entry in entries:
             problems += _verify_file(out, entry, vocab_size, dtype, columns)
@@ -78,7 +79,7 @@ def verify(out: Path) -> list[str]:
     return problems
 
 
-def _verify_tokenizer(out: Path, info: dict[str, Any]) -> list[str]:
+def _verify_tokenizer(out: Path, info: dict[str, Any], held_out: list[dict[str, Any]]) -> list[str]:
     name = info.get("path", "tokenizer.json")
     path = out / name
     if not path.exists():
@@ -89,6 +90,31 @@ def _verify_tokenizer(out: Path, info: dict[str, Any]) -> list[str]:
     problems = []
     if tok.get_vocab_size() != info.get("vocab_size"):
         problems.append(f"{name}: vocab size {tok.get_vocab_size()} but the manifest says {info.get('vocab_size')}")
+    eos = info.get("eos_id")
+    if eos is None or tok.id_to_token(int(eos)) != EOS:
+        found = None if eos is None else tok.id_to_token(int(eos))
+        problems.append(f"manifest.json: eos id {eos} is {found!r} in {name}, not {EOS!r}")
+    return problems + _verify_encoding(out, tok, name, held_out)
+
+
+def _verify_encoding(out: Path, tok: Tokenizer, name: str, held_out: list[dict[str, Any]]) -> list[str]:
+    """Held-out files keep their text, so re-encoding it shows whether these tokens came from this tokenizer."""
+    problems = []
+    for entry in held_out:
+        try:
+            table = read_shard(out / entry["path"])
+        except (pa.ArrowException, OSError):
+            continue  # reported with the file's own checks
+        if "text" not in table.column_names:
+            continue
+        encoded = tok.encode_batch_fast(table["text"].to_pylist(), add_special_tokens=False)
+        stored = table["tokens"].to_pylist()
+        bad = sum(e.ids != s for e, s in zip(encoded, stored, strict=True))
+        if bad:
+            problems.append(
+                f"{entry['path']}: {bad} of {len(stored)} documents do not re-encode to their stored tokens "
+                f"with {name} (tokenizer mismatch)"
+            )
     return problems
 
 

@@ -1,0 +1,165 @@
+"""Loader throughput: ``PackedDataset`` (0, 1 and 2 DataLoader workers) vs nanoGPT's memmap ``get_batch`` over the
+same tokens (our nanoGPT export), and vs MosaicML ``StreamingDataset`` over our MDS export in its own venv.
+
+Tokens are training tokens (``batch x seq_len`` per batch) for every reader, counted after the first batch so
+that process start-up is left out; each figure is the best of three runs (the machine is shared).  With workers,
+a DataLoader shipping prebuilt batches of the same shape shows what inter-process transfer alone allows.  The
+last row compares the best rate with what a 124M GPT consumes on an H100.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+from bench.harness import Row
+from dataengine.export import export
+from dataengine.export.mds import streaming_python
+from dataengine.shards.loader import PackedDataset
+
+SEQ, BATCH = 1024, 64  # llm.c's micro-batch for GPT-2 124M on one H100 (-b 64 -t 1024)
+BATCHES = 2000  # 131M tokens: seven epochs of the default build (18M), so buffer loads weigh in fully
+REPEATS = 3  # best of three: the machine is shared
+# A 124M GPT-2 costs about 6 * 124e6 + 12 * layers * d_model * seq = 0.86 GFLOP per trained token; an H100 SXM
+# gives 989 dense bf16 TFLOP/s, so ~50% MFU (a well-tuned nanoGPT-style run) consumes ~0.58M tokens/s.
+GPU_TOKENS_PER_S = 0.5 * 989e12 / (6 * 124e6 + 12 * 12 * 768 * 1024)
+REPO = Path(__file__).resolve().parent.parent
+
+
+def bench_output() -> Path:
+    """``$DATAENGINE_BENCH_OUT``, else ``out/code30`` (built with the README's command when missing)."""
+    out = Path(os.environ.get("DATAENGINE_BENCH_OUT") or REPO / "out" / "code30")
+    if not (out / "manifest.json").exists():
+        cmd = [sys.executable, "-m", "pipelines.build", "--mix", "code30", "--out", str(out)]
+        subprocess.run(cmd, check=True, cwd=REPO)
+    return out
+
+
+def _memmap_rate(path: Path, batches: int) -> float:
+    """nanoGPT's ``get_batch`` (``train.py``): a fresh memmap per call, random offsets, x and y as int64."""
+
+    def get_batch() -> tuple[torch.Tensor, torch.Tensor]:
+        data = np.memmap(path, dtype=np.uint16, mode="r", offset=1024)  # after the llm.c header
+        ix = torch.randint(len(data) - SEQ, (BATCH,))
+        x = torch.stack([torch.from_numpy((data[i : i + SEQ]).astype(np.int64)) for i in ix])
+        y = torch.stack([torch.from_numpy((data[i + 1 : i + 1 + SEQ]).astype(np.int64)) for i in ix])
+        return x, y
+
+    def once() -> float:
+        get_batch()
+        start = time.perf_counter()
+        for _ in range(batches):
+            get_batch()
+        return batches * BATCH * SEQ / (time.perf_counter() - start)
+
+    return max(once() for _ in range(REPEATS))
+
+
+def _ours_rate(out: Path, workers: int, batches: int) -> float:
+    def once() -> float:
+        it = iter(PackedDataset(out, seq_len=SEQ, batch_size=BATCH).loader(num_workers=workers))
+        next(it)
+        start = time.perf_counter()
+        for _ in range(batches):
+            batch = next(it)
+            x, y = batch["tokens"][:, :-1], batch["tokens"][:, 1:]
+        assert x.shape == y.shape == (BATCH, SEQ)
+        return batches * BATCH * SEQ / (time.perf_counter() - start)
+
+    return max(once() for _ in range(REPEATS))
+
+
+class _Prebuilt(IterableDataset):
+    """Batches of our shape and fields that cost nothing to make: what a DataLoader worker can ship at most."""
+
+    def __iter__(self) -> Iterator[dict]:
+        batch = 0
+        while True:
+            packed = torch.from_numpy(np.ones((2, BATCH, SEQ + 1), dtype=np.int64))  # written, as ours are
+            yield {"tokens": packed[0], "sources": packed[1], "batch": batch}
+            batch += 1
+
+
+def _ceiling_rate(workers: int, batches: int) -> float:
+    def once() -> float:
+        it = iter(DataLoader(_Prebuilt(), batch_size=None, num_workers=workers))
+        next(it)
+        start = time.perf_counter()
+        for _ in range(batches):
+            next(it)
+        return batches * BATCH * SEQ / (time.perf_counter() - start)
+
+    return max(once() for _ in range(REPEATS))
+
+
+READ_MDS = """
+import json, sys, time
+from streaming import StreamingDataset
+
+dataset = StreamingDataset(local=sys.argv[1], shuffle=True, shuffle_seed=0, batch_size=int(sys.argv[2]))
+samples = iter(dataset)
+next(samples)
+tokens, start = 0, time.perf_counter()
+for sample in samples:
+    tokens += len(sample["tokens"])
+print(json.dumps({"tokens": tokens, "seconds": time.perf_counter() - start}))
+"""
+
+
+def _streaming_rate(python: Path, mds: Path) -> float:
+    done = subprocess.run(
+        [str(python), "-c", READ_MDS, str(mds), str(BATCH)], capture_output=True, text=True, check=True
+    )
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return result["tokens"] / result["seconds"]
+
+
+def run() -> list[Row]:
+    out = bench_output()
+    work = Path(tempfile.mkdtemp(prefix="bench-loader-"))
+    try:
+        export(out, "nanogpt", work / "nanogpt")
+        (memmap_file,) = sorted((work / "nanogpt").glob("train_*.bin"))
+        memmap = _memmap_rate(memmap_file, BATCHES)
+        ours = {w: _ours_rate(out, w, BATCHES) for w in (0, 1, 2)}
+        ceiling = {w: _ceiling_rate(w, BATCHES) for w in (1, 2)}
+        python = streaming_python(create=False)
+        streaming = None
+        if python is not None:
+            export(out, "mds", work / "mds")
+            streaming = max(_streaming_rate(python, work / "mds") for _ in range(REPEATS))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    shape = f"B={BATCH}, seq {SEQ}"
+    rows = [
+        Row(f"loader, {w} DataLoader worker(s), {shape}", ours[w] / 1e6, "nanoGPT memmap get_batch", memmap / 1e6,
+            "M tokens/s")
+        for w in (0, 1, 2)
+    ]  # fmt: skip
+    rows += [
+        Row(f"loader, {w} DataLoader worker(s), {shape}", ours[w] / 1e6, "same DataLoader shipping prebuilt batches",
+            ceiling[w] / 1e6, "M tokens/s")
+        for w in (1, 2)
+    ]  # fmt: skip
+    if streaming is not None:
+        rows.append(
+            Row("loader in process (packs, shuffles) vs raw MDS documents", ours[0] / 1e6,
+                "streaming.StreamingDataset (MDS export)", streaming / 1e6, "M tokens/s")
+        )  # fmt: skip
+    best = max(ours.values())
+    rows.append(
+        Row("best loader rate vs a 124M GPT on one H100 (50% MFU)", best / 1e6, "124M GPT training on H100 (est.)",
+            GPU_TOKENS_PER_S / 1e6, "M tokens/s")
+    )  # fmt: skip
+    return rows
