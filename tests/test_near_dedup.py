@@ -179,7 +179,7 @@ def _duplicates(rows: list[dict], cfg: NearDedupConfig, blocks: int = 4) -> dict
     sigs = _dataset(rows, blocks).map_batches(
         signature_rows, fn_kwargs={"cfg": cfg, "domain_of": DOMAINS}, batch_format="pyarrow"
     )
-    found, _ = find_near_duplicates(sigs.materialize(), cfg)
+    found = find_near_duplicates(sigs.materialize(), cfg)
     return {r["id"]: (r["kept"], r["jaccard"]) for r in found.to_pylist()}
 
 

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import ray.data
 
 from dataengine.config import LineDedupConfig, ShingleSpec
-from dataengine.dedup.minhash import SPACES, U64, fmix64, hash_strings, normalise
+from dataengine.dedup.minhash import U64, fmix64, gaps, hash_strings, normalise
 from dataengine.schema import reject_rows, set_column, stable_hash
 
 STAGE = "line_dedup"
@@ -28,7 +28,7 @@ class Lines:
         self.lists = pc.split_pattern(texts, "\n")
         self.flat = self.lists.flatten()
         self.parent = pc.list_parent_indices(self.lists).to_numpy(zero_copy_only=False)
-        norm = pc.utf8_trim_whitespace(pc.replace_substring_regex(normalise(self.flat, _NORM), SPACES, " "))
+        norm = pc.utf8_trim_whitespace(pc.replace_substring_regex(normalise(self.flat, _NORM), gaps(_NORM), " "))
         salts = np.array([stable_hash("line", s) for s in sources], dtype=U64)
         keys = fmix64(hash_strings(norm) ^ salts[self.parent])
         self.keys = np.where(pc.binary_length(norm).to_numpy(zero_copy_only=False) > 0, keys, U64(0))

@@ -68,7 +68,7 @@ def _candidate_rows(table: pa.Table, shared: np.ndarray, cfg: NearDedupConfig, p
     sigs = sig_matrix(table["sig"], cfg.num_perm)
     buckets = band_buckets(sigs, table["source"].to_pylist(), cfg)
     pos = np.searchsorted(shared, buckets)
-    hit = shared[np.minimum(pos, len(shared) - 1)] == buckets if len(shared) else np.zeros(buckets.shape, bool)
+    hit = shared[np.minimum(pos, len(shared) - 1)] == buckets
     doc, band = np.nonzero(hit)
     picked = pa.array(doc, pa.int64())
     return pa.table(
@@ -143,38 +143,34 @@ def _collect(ds: ray.data.Dataset) -> pa.Table | None:
     return pa.concat_tables(tables) if tables else None
 
 
-def find_near_duplicates(sigs: ray.data.Dataset, cfg: NearDedupConfig) -> tuple[pa.Table, dict[str, int]]:
-    """``(id, kept, jaccard)`` of every near-duplicate, and the size of each step (for reports and benchmarks).
+def find_near_duplicates(sigs: ray.data.Dataset, cfg: NearDedupConfig) -> pa.Table:
+    """``(id, kept, jaccard)`` of every near-duplicate, sorted by id.
 
     ``sigs`` has ``id``, ``source`` and ``sig`` (``fixed_size_binary(4 * num_perm)``) per document.
     """
-    n_docs = sigs.count()
-    parts = max(2, n_docs * cfg.bands // ROWS_PER_PARTITION + 1)
     empty = pa.table(
         {"id": pa.array([], pa.string()), "kept": pa.array([], pa.string()), "jaccard": pa.array([], pa.float32())}
     )
-    stats = {"documents": n_docs, "shared_buckets": 0, "edges": 0, "duplicates": 0}
+    n_docs = sigs.count()
     if n_docs < 2:
-        return empty, stats
+        return empty
+    parts = max(2, n_docs * cfg.bands // ROWS_PER_PARTITION + 1)
     rows = sigs.map_batches(_band_rows, fn_kwargs={"cfg": cfg, "parts": parts}, batch_format="pyarrow")
-    shared_table = _collect(
-        rows.groupby("part", num_partitions=parts).map_groups(_shared_buckets, batch_format="pyarrow")
-    )
-    if shared_table is None:
-        return empty, stats
-    shared = np.sort(shared_table["bucket"].to_numpy())
-    stats["shared_buckets"] = len(shared)
-
+    shared = _collect(rows.groupby("part", num_partitions=parts).map_groups(_shared_buckets, batch_format="pyarrow"))
+    if shared is None:
+        return empty
     candidates = sigs.map_batches(
-        _candidate_rows, fn_kwargs={"shared": shared, "cfg": cfg, "parts": parts}, batch_format="pyarrow"
+        _candidate_rows,
+        fn_kwargs={"shared": np.sort(shared["bucket"].to_numpy()), "cfg": cfg, "parts": parts},
+        batch_format="pyarrow",
     )
-    edges_ds = candidates.groupby("part", num_partitions=parts).map_groups(
-        _verified_edges, fn_kwargs={"threshold": cfg.threshold, "num_perm": cfg.num_perm}, batch_format="pyarrow"
+    edges = _collect(
+        candidates.groupby("part", num_partitions=parts).map_groups(
+            _verified_edges, fn_kwargs={"threshold": cfg.threshold, "num_perm": cfg.num_perm}, batch_format="pyarrow"
+        )
     )
-    edges = _collect(edges_ds)
     if edges is None:
-        return empty, stats
-    stats["edges"] = edges.num_rows
+        return empty
 
     nodes = pc.unique(pa.concat_arrays([edges["a"].combine_chunks(), edges["b"].combine_chunks()]))
     nodes = nodes.take(pc.sort_indices(nodes))
@@ -184,13 +180,11 @@ def find_near_duplicates(sigs: ray.data.Dataset, cfg: NearDedupConfig) -> tuple[
     dup = labels != np.arange(len(nodes))
     dups = pa.table({"id": nodes.filter(pa.array(dup)), "kept": nodes.take(pa.array(labels[dup], pa.int64()))})
     kept_sigs = _collect(sigs.map_batches(_select, fn_kwargs={"ids": pc.unique(dups["kept"])}, batch_format="pyarrow"))
-    dups = _collect(
+    found = _collect(
         sigs.map_batches(
             _against_kept,
             fn_kwargs={"dups": dups, "kept_sigs": kept_sigs, "num_perm": cfg.num_perm},
             batch_format="pyarrow",
         )
     )
-    dups = dups.sort_by("id") if dups is not None else empty
-    stats["duplicates"] = dups.num_rows
-    return dups, stats
+    return found.sort_by("id")

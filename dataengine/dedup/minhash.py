@@ -26,7 +26,8 @@ from dataengine.config import ShingleSpec
 U64 = np.uint64
 _MAX = np.iinfo(np.uint64).max
 _BLOCK = 4096  # shingles per (permutations x shingles) block: 112 x 4096 x 8 B = 3.7 MB
-SPACES = r"[\s\v\x{85}\p{Z}]+"  # RE2's \s is ASCII only; this is Python's str.isspace() set
+SPACE_CHARS = r"\s\v\x{85}\p{Z}"  # RE2's \s is ASCII only; with these it is Python's str.isspace() set
+PUNCT_CHARS = r"\p{P}\p{S}"
 
 
 def fmix64(x: np.ndarray) -> np.ndarray:
@@ -58,14 +59,21 @@ CHAR_MULT = U64(0x9E3779B97F4A7C15)
 
 
 def normalise(texts: pa.Array, spec: ShingleSpec) -> pa.Array:
-    """Case, digits and punctuation as the spec says; whitespace is collapsed when units are made."""
+    """Case and digit runs as the spec says (punctuation and whitespace are handled by ``gaps``)."""
     if spec.lowercase:
         texts = pc.utf8_lower(texts)
     if spec.normalise_digits:
         texts = pc.replace_substring_regex(texts, r"\p{Nd}+", "0")
-    if spec.strip_punctuation:
-        texts = pc.replace_substring_regex(texts, r"[\p{P}\p{S}]", " ")
     return texts
+
+
+def gaps(spec: ShingleSpec) -> str:
+    """The regex of what separates units: runs of whitespace, and of punctuation when the spec strips it.
+
+    Runs (``+``) rather than single characters: one replacement per run is 3x faster in RE2 and makes the
+    same units.
+    """
+    return f"[{SPACE_CHARS}{PUNCT_CHARS if spec.strip_punctuation else ''}]+"
 
 
 def hash_strings(values: pa.Array) -> np.ndarray:
@@ -102,14 +110,14 @@ def unit_hashes(texts: pa.Array | pa.ChunkedArray, spec: ShingleSpec) -> tuple[n
         texts = texts.combine_chunks()
     norm = normalise(texts, spec)
     if spec.unit == "char":
-        chars, counts = _utf8_chars(pc.replace_substring_regex(norm, SPACES, ""))
+        chars, counts = _utf8_chars(pc.replace_substring_regex(norm, gaps(spec), ""))
         return fmix64(chars * CHAR_MULT + U64(1)), counts
     if spec.unit == "word":
-        lists = pc.utf8_split_whitespace(norm)
+        lists = pc.split_pattern(pc.replace_substring_regex(norm, gaps(spec), " "), " ")
         flat = lists.flatten()
     else:
         lists = pc.split_pattern(norm, "\n")
-        flat = pc.utf8_trim_whitespace(pc.replace_substring_regex(lists.flatten(), SPACES, " "))
+        flat = pc.utf8_trim_whitespace(pc.replace_substring_regex(lists.flatten(), gaps(spec), " "))
     parent = pc.list_parent_indices(lists).to_numpy(zero_copy_only=False)
     keep = pc.greater(pc.binary_length(flat), 0)
     flat = flat.filter(keep)

@@ -64,6 +64,6 @@ def near_dedup(
             batch_format="pyarrow",
         ).materialize()
     sigs = docs.map_batches(signature_rows, fn_kwargs={"cfg": cfg, "domain_of": domain_of}, batch_format="pyarrow")
-    duplicates, _ = find_near_duplicates(sigs.materialize(), cfg)
+    duplicates = find_near_duplicates(sigs.materialize(), cfg)
     docs = docs.map_batches(mark_near_duplicates, fn_kwargs={"duplicates": duplicates}, batch_format="pyarrow")
     return docs, removed
