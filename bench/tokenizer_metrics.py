@@ -14,7 +14,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Callable
 
-from tokenizers import Tokenizer, pre_tokenizers, trainers
+from tokenizers import Tokenizer
 
 from bench.harness import Row, timed
 from bench.loader import bench_output
@@ -22,22 +22,7 @@ from dataengine.config import load_mix
 from dataengine.schema import stable_hash
 from dataengine.shards.manifest import load_manifest
 from dataengine.shards.reader import iter_documents
-from tokenizer.train import SPECIAL_TOKENS, new_tokenizer, train
-
-
-def _train_without_digit_split(texts: list[str], vocab_size: int) -> Tokenizer:
-    """``tokenizer.train.train`` with the digit split taken out of the pre-tokenizer, nothing else changed."""
-    tok = new_tokenizer()
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        min_frequency=2,
-        special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(texts, trainer=trainer)
-    return tok
+from tokenizer.train import train
 
 
 def _sample(texts: dict[str, dict[str, str]], shares: dict[str, float], budget: int, seed: int) -> list[str]:
@@ -90,7 +75,7 @@ def run() -> list[Row]:
     trainers_: dict[str, tuple[list[str], Callable[[list[str], int], Tokenizer]]] = {
         "mix, digits split (as the build)": (mix_sample, train),
         "English only, digits split": (en_sample, train),
-        "mix, no digit split": (mix_sample, _train_without_digit_split),
+        "mix, no digit split": (mix_sample, lambda texts, vocab: train(texts, vocab, split_digits=False)),
     }
     tokenizers = {"the build's tokenizer.json": built}
     for name, (texts, make) in trainers_.items():

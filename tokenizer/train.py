@@ -20,22 +20,21 @@ EOS = "<|endoftext|>"
 SPECIAL_TOKENS = [EOS, "<|pad|>"]
 
 
-def new_tokenizer() -> Tokenizer:
+def new_tokenizer(split_digits: bool = True) -> Tokenizer:
     tok = Tokenizer(models.BPE())
     tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.Split(Regex(r"\d"), behavior="isolated"),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
-        ]
-    )
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    digits = pre_tokenizers.Split(Regex(r"\d"), behavior="isolated")
+    tok.pre_tokenizer = pre_tokenizers.Sequence([digits, byte_level]) if split_digits else byte_level
     tok.decoder = decoders.ByteLevel()
     return tok
 
 
-def train(texts: Iterable[str], vocab_size: int = 32_000, out: Path | None = None) -> Tokenizer:
+def train(
+    texts: Iterable[str], vocab_size: int = 32_000, out: Path | None = None, split_digits: bool = True
+) -> Tokenizer:
     """Train on ``texts`` (in the given order) and save to ``out`` if given."""
-    tok = new_tokenizer()
+    tok = new_tokenizer(split_digits)
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         min_frequency=2,
