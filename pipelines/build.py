@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +138,7 @@ class Build:
             ds = ds.map_batches(
                 LangIdStage,
                 fn_constructor_kwargs={
-                    "model_path": str(self._lid_model()),
+                    "model_path": str(self.lid_model),
                     "sources": self.sources,
                     "min_score": self.pipe.langid.min_score,
                 },
@@ -161,7 +162,8 @@ class Build:
             )
         return ds.materialize()
 
-    def _lid_model(self) -> Path:
+    @cached_property
+    def lid_model(self) -> Path:
         """The user's fastText model, or the project's own (trained into the cache on first use)."""
         if self.pipe.langid.model:
             path = Path(self.pipe.langid.model)
@@ -221,7 +223,8 @@ class Build:
 
     def _write_held_out(self, docs: ray.data.Dataset) -> list[dict[str, Any]]:
         rows = docs.map_batches(_held_out_rows, fn_kwargs={"held_out": self.mix.held_out}, batch_format="pyarrow")
-        table = pa.Table.from_pylist(rows.take_all()) if rows.count() else None
+        parts = [b for b in rows.iter_batches(batch_format="pyarrow", batch_size=None) if b.num_rows]
+        table = pa.concat_tables(parts) if parts else None
         entries = []
         schema = shard_schema(self._vocab_size(), {"text": pa.string()})
         for source in sorted({s.name for s in self.sources}):
@@ -320,7 +323,7 @@ class Build:
     def _langid_manifest(self) -> dict[str, Any]:
         if not self.pipe.langid.enabled:
             return {"enabled": False}
-        model = self._lid_model()
+        model = self.lid_model
         return {"enabled": True, "default_model": not self.pipe.langid.model, "sha256": sha256_file(model)}
 
     def _inputs_fingerprint(self) -> dict[str, Any]:
