@@ -177,6 +177,21 @@ class LangIdConfig(Strict):
     min_score: float = Field(default=0.0, ge=0.0, le=1.0)  # a matching language below this is ``low_score``
 
 
+class DecontamConfig(Strict):
+    """Drop training documents that contain evaluation items (GPT-3 / FineWeb style long n-gram overlap).
+
+    Items come from ``pretrain.eval``'s suite; English and code are matched on word ``word_ngram``-grams,
+    Chinese on character ``char_ngram``-grams; an item shorter than the n-gram is matched whole (as its own
+    n-gram), and one shorter than ``min_units`` is too generic to match and is counted as skipped.
+    """
+
+    enabled: bool = True
+    suite: str = "default"
+    word_ngram: int = Field(default=13, ge=1, le=64)
+    char_ngram: int = Field(default=13, ge=1, le=64)
+    min_units: int = Field(default=6, ge=1)
+
+
 class PipelineConfig(Strict):
     max_file_bytes: int = 1_000_000  # files above this are rejected unread (The Stack's cap)
     langid: LangIdConfig = Field(default_factory=LangIdConfig)
@@ -184,6 +199,7 @@ class PipelineConfig(Strict):
     filters: list[FilterSpec] = Field(default_factory=_default_filters)
     exact_dedup: bool = True
     near_dedup: NearDedupConfig = Field(default_factory=NearDedupConfig)
+    decontam: DecontamConfig = Field(default_factory=DecontamConfig)
     vocab_size: int = 32_000
     tokenizer_sample_bytes: int = 30_000_000  # text the tokenizer is trained on, split by mix share
     shard_tokens: int = 4 * 2**20
@@ -199,6 +215,9 @@ class MixConfig(Strict):
     max_epochs: float = 4.0
     held_out: float = 0.005
     seed: int = 0
+    # sources whose documents have their lines shuffled before tokenizing: the experiment's placebo, which keeps
+    # the tokens of code and destroys its structure
+    scramble_lines: list[str] = Field(default_factory=list)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
 
     @field_validator("shares")

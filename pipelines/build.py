@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,9 @@ from dataengine.dedup.exact import find_duplicates, mark_duplicates
 from dataengine.dedup.near import near_dedup
 from dataengine.extract import extract_batch
 from dataengine.filters import QualityStage
+from dataengine.filters.decontam import REASON as DECONTAM_REASON
+from dataengine.filters.decontam import STAGE as DECONTAM_STAGE
+from dataengine.filters.decontam import build_index, decontaminate_batch
 from dataengine.filters.langid import STAGE as LANGID_STAGE
 from dataengine.filters.langid import LangIdStage
 from dataengine.filters.lid_train import default_model
@@ -42,8 +46,8 @@ from dataengine.mix.plan import MixPlan, is_held_out, order_key, plan_mix
 from dataengine.report.funnel import KEPT, SourceFunnel, batch_counts, check_balance, sum_counts
 from dataengine.report.render import write_report
 from dataengine.runtime import ray_session
-from dataengine.schema import stable_hash
-from dataengine.shards.manifest import MANIFEST, write_manifest
+from dataengine.schema import set_column, stable_hash
+from dataengine.shards.manifest import MANIFEST, write_json_atomic, write_manifest
 from dataengine.shards.writer import ShardWriter, sha256_file, shard_schema
 from dataengine.sources import list_units, read_units
 from dataengine.tokenize import TokenizeStage
@@ -51,6 +55,17 @@ from tokenizer.train import eos_id, train
 
 HELD_OUT = "held_out"
 STAGE_ORDER = ["crawl", "read", "extract", LANGID_STAGE]
+CLEANED_META = "cleaned.json"
+STAGE_CACHE_VERSION = 1  # bump when a cached stage's code changes what it produces
+
+
+@dataclass
+class Cleaned:
+    """What the mix-independent stages report beside the documents (kept with them in the stage cache)."""
+
+    lines_removed: dict[str, dict[str, int]]
+    decontamination: dict[str, Any]
+    cache: dict[str, Any]
 
 
 class Build:
@@ -64,9 +79,11 @@ class Build:
         cpus: int,
         tokenizer: Path | None = None,
         console: Console | None = None,
+        stage_cache: Path | None = None,
     ) -> None:
         self.mix, self.sources, self.out, self.cpus = mix, sources, out, cpus
         self.tokenizer_path = tokenizer
+        self.stage_cache = stage_cache
         self.console = console or make_console()
         self.pipe = mix.pipeline
         self.timings: dict[str, float] = {}
@@ -76,14 +93,13 @@ class Build:
     def run(self) -> dict[str, Any]:
         start = time.perf_counter()
         self._prepare_out()
-        with self._step("read+extract+filter"):
-            docs = self._filtered_documents()
-        with self._step("exact_dedup"):
-            if self.pipe.exact_dedup:
-                duplicates = find_duplicates(docs)
-                docs = docs.map_batches(mark_duplicates, fn_kwargs={"duplicates": duplicates}, batch_format="pyarrow")
-        with self._step("near_dedup"):
-            docs, lines_removed = near_dedup(docs, self.pipe.near_dedup, self.sources)
+        docs, cleaned = self._cleaned_documents()
+        if self.mix.scramble_lines:
+            docs = docs.map_batches(
+                scramble_lines,
+                fn_kwargs={"sources": self.mix.scramble_lines, "held_out": self.mix.held_out},
+                batch_format="pyarrow",
+            ).materialize()
         with self._step("tokenizer"):
             tokenizer_json = self._tokenizer(docs)
         with self._step("tokenize"):
@@ -102,16 +118,87 @@ class Build:
             held_out = self._write_held_out(docs)
         with self._step("report"):
             funnel = self._funnel(docs, plan, train_docs)
-            for name, removed in lines_removed.items():
+            for name, removed in cleaned.lines_removed.items():
                 funnel[name].lines_removed = removed
             check_balance(funnel)
             self._write_rejects_sample(docs)
             manifest = self._manifest(shards, held_out, plan, tokenizer_json)
             report = self._report(funnel, plan, time.perf_counter() - start)
+            report["decontamination"] = cleaned.decontamination
+            report["stage_cache"] = cleaned.cache
             write_report(self.out, report)
             write_manifest(self.out, manifest)  # last: its presence marks a complete build
         self._print_summary(report)
         return report
+
+    def _cleaned_documents(self) -> tuple[ray.data.Dataset, Cleaned]:
+        """Every document read, filtered, deduplicated and decontaminated: the stages that no mix setting changes.
+
+        With a stage cache they are computed once per (sources, pipeline config, language-ID model) and read
+        back by every later build of any mix: the experiment's ladder pays for them once.
+        """
+        cached = self._stage_cache_dir()
+        if cached is not None and (cached / CLEANED_META).exists():
+            with self._step("cleaned documents (stage cache)"):
+                meta = json.loads((cached / CLEANED_META).read_text(encoding="utf-8"))
+                docs = ray.data.read_parquet(str(cached / "docs")).materialize()
+            self.console.print(f"reused the cleaned documents of {cached}")
+            return docs, Cleaned(meta["lines_removed"], meta["decontamination"], {"hit": True, "key": cached.name})
+        with self._step("read+extract+filter"):
+            docs = self._filtered_documents()
+        with self._step("exact_dedup"):
+            if self.pipe.exact_dedup:
+                duplicates = find_duplicates(docs)
+                docs = docs.map_batches(mark_duplicates, fn_kwargs={"duplicates": duplicates}, batch_format="pyarrow")
+        with self._step("near_dedup"):
+            docs, lines_removed = near_dedup(docs, self.pipe.near_dedup, self.sources)
+        with self._step("decontam"):
+            docs, decontamination = self._decontaminate(docs)
+        cleaned = Cleaned(lines_removed, decontamination, {"hit": False, "key": cached.name if cached else None})
+        if cached is not None:
+            with self._step("stage cache write"):
+                shutil.rmtree(cached, ignore_errors=True)
+                docs.write_parquet(str(cached / "docs"))
+                meta = {"lines_removed": lines_removed, "decontamination": decontamination}
+                write_json_atomic(cached / CLEANED_META, meta)  # last: marks the cache entry complete
+        return docs, cleaned
+
+    def _stage_cache_dir(self) -> Path | None:
+        """The cache entry of the mix-independent stages, named by a hash of everything that changes them."""
+        if self.stage_cache is None:
+            return None
+        ignored = {"vocab_size", "tokenizer_sample_bytes", "shard_tokens", "rejects_sample_per_reason", "batch_size"}
+        key = {
+            "version": STAGE_CACHE_VERSION,
+            "sources": [s.model_dump(mode="json") for s in self.sources],
+            "pipeline": self.pipe.model_dump(mode="json", exclude=ignored),
+            "lid_model": sha256_file(self.lid_model) if self.pipe.langid.enabled else None,
+        }
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
+        return self.stage_cache / f"cleaned-{digest}"
+
+    def _decontaminate(self, docs: ray.data.Dataset) -> tuple[ray.data.Dataset, dict[str, Any]]:
+        """Reject documents holding an evaluation item of the configured suite; report items and drops per task."""
+        cfg = self.pipe.decontam
+        if not cfg.enabled:
+            return docs, {"enabled": False}
+        from pretrain.eval.tasks import decontamination_texts  # the evaluation owns its items
+
+        index = build_index(decontamination_texts(cfg.suite), cfg)
+        self.console.print(f"decontamination: {sum(index.items.values()):,} evaluation items, {index.size:,} n-grams")
+        docs = docs.map_batches(decontaminate_batch, fn_kwargs={"index": index}, batch_format="pyarrow").materialize()
+        dropped: dict[str, int] = {}
+        for row in docs.map_batches(_decontam_counts, batch_format="pyarrow").take_all():
+            dropped[row["task"]] = dropped.get(row["task"], 0) + row["docs"]
+        return docs, {
+            "enabled": True,
+            "suite": cfg.suite,
+            "word_ngram": cfg.word_ngram,
+            "char_ngram": cfg.char_ngram,
+            "items": index.items,
+            "items_too_short": index.skipped,
+            "docs_dropped": dict(sorted(dropped.items())),
+        }
 
     def _filtered_documents(self) -> ray.data.Dataset:
         units = list_units(self.sources)
@@ -226,7 +313,7 @@ class Build:
         parts = [b for b in rows.iter_batches(batch_format="pyarrow", batch_size=None) if b.num_rows]
         table = pa.concat_tables(parts) if parts else None
         entries = []
-        schema = shard_schema(self._vocab_size(), {"text": pa.string()})
+        schema = shard_schema(self._vocab_size(), {"text": pa.string(), "lang": pa.string()})
         for source in sorted({s.name for s in self.sources}):
             part = table.filter(pc.equal(table["source"], source)) if table is not None else None
             if part is None or part.num_rows == 0:
@@ -344,7 +431,7 @@ class Build:
         for spec in self.pipe.filters:
             if spec.name not in stages:
                 stages.append(spec.name)
-        stages += ["exact_dedup", "line_dedup", "near_dedup", "mix"]
+        stages += ["exact_dedup", "line_dedup", "near_dedup", DECONTAM_STAGE, "mix"]
         sources = {name: vars(f) for name, f in funnel.items()}
         totals = {
             key: sum(f[key] for f in sources.values())
@@ -441,7 +528,7 @@ def _train_counts(table: pa.Table, held_out: float) -> pa.Table:
 def _held_out_rows(table: pa.Table, held_out: float) -> pa.Table:
     kept = _kept(table)
     kept = kept.filter(pa.array(_split_mask(kept, held_out), pa.bool_()))
-    return kept.select(["tokens", "source", "id", "text"])
+    return kept.select(["tokens", "source", "id", "text", "lang"])
 
 
 def _pii_counts(table: pa.Table) -> pa.Table:
@@ -464,6 +551,25 @@ def _language_counts(table: pa.Table) -> pa.Table:
 def _held_out_counts(table: pa.Table, held_out: float) -> pa.Table:
     kept = _kept(table)
     return batch_counts(kept.filter(pa.array(_split_mask(kept, held_out), pa.bool_())))
+
+
+def _decontam_counts(table: pa.Table) -> pa.Table:
+    hit = table.filter(pc.equal(pc.fill_null(table["reject"], ""), DECONTAM_REASON))
+    tasks = pc.replace_substring(hit["reject_detail"], "task=", "")
+    counts = pa.table({"task": tasks}).group_by("task").aggregate([("task", "count")])
+    return pa.table({"task": counts["task"], "docs": counts["task_count"]})
+
+
+def scramble_lines(table: pa.Table, sources: list[str], held_out: float) -> pa.Table:
+    """The placebo: each training document of ``sources`` with its lines in a seeded random order (same tokens,
+    no structure).  The held-out slice stays intact, so its bits per byte compare across the ladder."""
+    texts = table["text"].to_pylist()
+    for i, (doc_id, source) in enumerate(zip(table["id"].to_pylist(), table["source"].to_pylist(), strict=True)):
+        if source in sources and texts[i] is not None and not is_held_out(doc_id, held_out):
+            lines = texts[i].split("\n")
+            order = np.argsort([stable_hash("scramble", doc_id, k) for k in range(len(lines))], kind="stable")
+            texts[i] = "\n".join(lines[k] for k in order)
+    return set_column(table, "text", pa.array(texts, pa.string()))
 
 
 def _expand_copies(table: pa.Table, copies: dict[str, list[int]], seed: int) -> pa.Table:
@@ -561,6 +667,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tokenizer", type=Path, help="use this tokenizer.json instead of training one")
     parser.add_argument("--seed", type=int, help="override the mix's seed")
     parser.add_argument("--lid-model", type=Path, help="a fastText language-ID model (lid.176.bin, GlotLID)")
+    parser.add_argument(
+        "--stage-cache",
+        type=Path,
+        help="keep the mix-independent stages' output here and reuse it in later builds of any mix",
+    )
     args = parser.parse_args(argv)
     console = make_console()
     try:
@@ -575,7 +686,7 @@ def main(argv: list[str] | None = None) -> int:
         sources = resolve_sources(mix.sources)
         out = args.out or Path("out") / mix.name
         with ray_session(args.workers, args.ray_address) as cpus:
-            Build(mix, sources, out, cpus, args.tokenizer, console).run()
+            Build(mix, sources, out, cpus, args.tokenizer, console, args.stage_cache).run()
     except ValueError as e:
         console.print(f"[red]error:[/] {e}")
         return 2

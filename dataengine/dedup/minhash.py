@@ -125,8 +125,8 @@ def unit_hashes(texts: pa.Array | pa.ChunkedArray, spec: ShingleSpec) -> tuple[n
     return hash_strings(flat), counts
 
 
-def shingle_hashes(units: np.ndarray, counts: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """32-bit hashes of every n-gram of units per document (a shorter document is one shingle of all its
+def shingle_hashes(units: np.ndarray, counts: np.ndarray, n: int, bits: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """``bits``-bit hashes of every n-gram of units per document (a shorter document is one shingle of all its
     units, an empty one has none), and the number of shingles per document."""
     if n > len(NGRAM_WEIGHTS):
         raise ValueError(f"shingle size {n} is above the maximum of {len(NGRAM_WEIGHTS)}")
@@ -141,7 +141,7 @@ def shingle_hashes(units: np.ndarray, counts: np.ndarray, n: int) -> tuple[np.nd
     for k in range(n):
         term = padded[pos + k] * NGRAM_WEIGHTS[k]
         acc += np.where(pos + k < end, term, U64(0))
-    return fmix64(acc) >> U64(32), per_doc
+    return fmix64(acc) >> U64(64 - bits), per_doc
 
 
 def minhash(shingles: np.ndarray, per_doc: np.ndarray, num_perm: int, seed: int) -> np.ndarray:

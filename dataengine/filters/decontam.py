@@ -1,0 +1,128 @@
+"""Decontamination: drop training documents that contain an evaluation item.
+
+As GPT-3 and FineWeb do, an item and a document overlap when they share a long n-gram: word 13-grams for
+English and code (lower-cased, punctuation stripped, digits kept: "3 plus 4" must not match "5 plus 6"), and
+character 13-grams for items written in Chinese.  An item shorter than the n-gram is indexed whole, as one
+n-gram of its own length, so it is found only as an exact run inside a document; an item shorter than
+``min_units`` is too generic to mean contamination and is counted as skipped.
+
+The index is sorted 64-bit n-gram hashes with the task of each, looked up with ``np.searchsorted``: a
+document costs a vectorised pass over its n-grams, never a Python loop over items.  A dropped document's
+rejection names the task whose item it contains.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from dataengine.config import DecontamConfig, ShingleSpec
+from dataengine.dedup.minhash import shingle_hashes, unit_hashes
+from dataengine.schema import kept_mask, reject_rows
+
+STAGE = "decontam"
+REASON = f"{STAGE}:eval_overlap"
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def _specs(cfg: DecontamConfig) -> dict[str, ShingleSpec]:
+    common = {"lowercase": True, "strip_punctuation": True, "normalise_digits": False}
+    return {
+        "word": ShingleSpec(unit="word", n=cfg.word_ngram, **common),
+        "char": ShingleSpec(unit="char", n=cfg.char_ngram, **common),
+    }
+
+
+@dataclass
+class EvalIndex:
+    """N-gram hashes of every evaluation item, by unit kind and n-gram length, with the task of each hash."""
+
+    config: DecontamConfig
+    tasks: list[str]
+    # (unit, n) -> (sorted hashes, task index of each)
+    grams: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    items: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)  # too short to match
+
+    @property
+    def size(self) -> int:
+        return sum(len(h) for h, _ in self.grams.values())
+
+
+def build_index(items: Iterable[tuple[str, str]], cfg: DecontamConfig) -> EvalIndex:
+    """Index ``(task, text)`` items: word n-grams for every item, character n-grams for Chinese ones."""
+    by_unit: dict[str, list[tuple[int, str]]] = {"word": [], "char": []}
+    tasks: list[str] = []
+    task_ids: dict[str, int] = {}
+    items_per_task: Counter[str] = Counter()
+    for task, text in items:
+        tid = task_ids.setdefault(task, len(task_ids))
+        if tid == len(tasks):
+            tasks.append(task)
+        items_per_task[task] += 1
+        by_unit["char" if _CJK.search(text) else "word"].append((tid, text))
+    index = EvalIndex(config=cfg, tasks=tasks, items=dict(items_per_task))
+    skipped: Counter[str] = Counter()
+    collected: dict[tuple[str, int], list[tuple[np.ndarray, np.ndarray]]] = {}
+    for unit, spec in _specs(cfg).items():
+        entries = by_unit[unit]
+        if not entries:
+            continue
+        units, counts = unit_hashes(pa.array([t for _, t in entries], pa.string()), spec)
+        grams, per_item = shingle_hashes(units, counts, spec.n, bits=64)
+        owner = np.repeat(np.array([tid for tid, _ in entries], np.int32), per_item)
+        lengths = np.repeat(np.minimum(counts, spec.n), per_item)  # n for long items, the whole length for short
+        for tid, n_units in zip((tid for tid, _ in entries), counts.tolist(), strict=True):
+            if n_units < cfg.min_units:
+                skipped[tasks[tid]] += 1
+        usable = lengths >= cfg.min_units
+        for n in np.unique(lengths[usable]).tolist():
+            chosen = usable & (lengths == n)
+            collected.setdefault((unit, int(n)), []).append((grams[chosen], owner[chosen]))
+    for key, parts in collected.items():
+        hashes = np.concatenate([h for h, _ in parts])
+        owners = np.concatenate([o for _, o in parts])
+        order = np.argsort(hashes, kind="stable")
+        index.grams[key] = (hashes[order], owners[order])
+    index.skipped = dict(skipped)
+    return index
+
+
+def contaminating_task(index: EvalIndex, texts: pa.Array) -> list[str | None]:
+    """Per text: the task of the first evaluation n-gram found in it (lowest task index), or None."""
+    found = np.full(len(texts), len(index.tasks), dtype=np.int64)
+    specs = _specs(index.config)
+    for unit in sorted({u for u, _ in index.grams}):
+        units, counts = unit_hashes(texts, specs[unit])
+        for (u, n), (hashes, owners) in index.grams.items():
+            if u != unit:
+                continue
+            # (a document shorter than n is one gram of all its units, which only an item of that length matches)
+            grams, per_doc = shingle_hashes(units, counts, n, bits=64)
+            pos = np.clip(np.searchsorted(hashes, grams), 0, len(hashes) - 1)
+            hit = hashes[pos] == grams
+            if not hit.any():
+                continue
+            doc = np.repeat(np.arange(len(texts)), per_doc)
+            np.minimum.at(found, doc[hit], owners[pos[hit]])
+    return [index.tasks[t] if t < len(index.tasks) else None for t in found.tolist()]
+
+
+def decontaminate_batch(table: pa.Table, index: EvalIndex) -> pa.Table:
+    """Reject kept documents that contain an evaluation item; the detail names the task."""
+    kept = kept_mask(table)
+    if not kept.any() or not index.grams:
+        return table
+    rows = np.flatnonzero(kept)
+    tasks = contaminating_task(index, table["text"].take(pa.array(rows)).combine_chunks())
+    rejects: list[str | None] = [None] * table.num_rows
+    details: list[str | None] = [None] * table.num_rows
+    for row, task in zip(rows.tolist(), tasks, strict=True):
+        if task is not None:
+            rejects[row], details[row] = REASON, f"task={task}"
+    return reject_rows(table, rejects, details)

@@ -1,0 +1,328 @@
+"""The mix ladder: does more code in pretraining make a model reason better?
+
+``python -m pipelines.experiment --mixes code0,code10,code30,code50 --seeds 3 --model tiny --tokens 50M``
+
+1. build: one output per rung, all with one tokenizer (trained once, by the reference mix) and one token
+   budget (the largest every rung's sources can fill), sharing the mix-independent stages through a stage
+   cache; plus the controls: ``ontop`` (the reference rung's code share added on top of the text of the
+   code-free rung: text tokens held fixed) and ``scrambled`` (the reference rung with the lines of every code
+   document shuffled: the same code tokens, no structure);
+2. train: ``python -m pretrain.train`` for every (rung, seed), ``--parallel`` of them at once (small models
+   share one GPU well);
+3. eval: ``python -m pretrain.eval`` on the last few checkpoints of every run (their scores are averaged);
+4. report: ``experiment.json`` and ``report.html`` with plots (see ``pipelines.experiment_report``).
+
+Every phase skips what is already complete, so an interrupted experiment continues where it stopped and the
+phases can run on different machines (build on a CPU box, train and evaluate on a GPU one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+PHASES = ("build", "train", "eval", "report")
+CONTROLS = ("ontop", "scrambled")
+CODE = "code"
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One point of the ladder: a mix preset, its code share, and the control it is (if any)."""
+
+    name: str
+    mix: str
+    code_share: float
+    control: str | None = None
+
+
+@dataclass(frozen=True)
+class Run:
+    rung: Rung
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.rung.name}-s{self.seed}"
+
+
+def plan_rungs(mixes: list[str], controls: list[str], reference: str) -> list[Rung]:
+    """The ladder's rungs, then the controls (built around the reference mix)."""
+    from dataengine.config import load_mix
+
+    rungs = [Rung(m, m, load_mix(m).shares.get(CODE, 0.0)) for m in mixes]
+    ref_share = load_mix(reference).shares.get(CODE, 0.0)
+    for control in controls:
+        if control not in CONTROLS:
+            raise ValueError(f"unknown control {control!r}; known: {', '.join(CONTROLS)}")
+        rungs.append(Rung(f"{reference}-{control}", reference, ref_share, control))
+    return rungs
+
+
+class Experiment:
+    def __init__(self, args: argparse.Namespace, console: Console) -> None:
+        self.args, self.console = args, console
+        self.root: Path = args.out
+        self.data, self.runs_dir = self.root / "data", self.root / "runs"
+        self.rungs = plan_rungs(args.mixes, args.controls, args.reference)
+        self.runs = [Run(r, s) for r in self.rungs for s in range(args.seeds)]
+
+    # -- build ------------------------------------------------------------------------------------------------
+    def build(self) -> None:
+        """Reference build first (tokenizer + available tokens), then every rung at the common budget."""
+        from dataengine.config import load_mix
+        from dataengine.mix.plan import auto_total
+        from dataengine.runtime import ray_session
+        from pipelines.build import Build, resolve_sources
+
+        ref_mix = load_mix(self.args.reference)
+        sources = resolve_sources(self.args.sources or ref_mix.sources)
+        cache = self.root / "stages"
+        with ray_session(self.args.workers, self.args.ray_address) as cpus:
+            ref_out = self.data / "_reference"
+            if not (ref_out / "manifest.json").exists():
+                self.console.rule(f"reference build ({ref_mix.name}): tokenizer and token counts")
+                Build(ref_mix, sources, ref_out, cpus, None, self.console, cache).run()
+            available = {name: s["available_tokens"] for name, s in _manifest(ref_out)["mix"]["sources"].items()}
+            budgets = {
+                r.name: auto_total(available, load_mix(r.mix).shares, ref_mix.max_epochs)
+                for r in self.rungs
+                if r.control is None
+            }
+            total = self.args.total_tokens or min(budgets.values())
+            self.console.print(f"token budget per rung: {total:,} (largest that every rung fills: {budgets})")
+            tokenizer = ref_out / "tokenizer.json"
+            for rung in self.rungs:
+                mix = self._rung_mix(rung, total, available)
+                out = self.data / rung.name
+                if (out / "manifest.json").exists() and _manifest(out)["config_hash"] == mix.config_hash():
+                    self.console.print(f"[green]✓[/] {rung.name}: built already")
+                    continue
+                self.console.rule(f"build {rung.name}")
+                Build(mix, sources, out, cpus, tokenizer, self.console, cache).run()
+
+    def _rung_mix(self, rung: Rung, total: int, available: dict[str, int]) -> Any:
+        from dataengine.config import load_mix
+
+        mix = load_mix(rung.mix)
+        update: dict[str, Any] = {"name": rung.name, "total_tokens": total}
+        if self.args.sources:
+            update["sources"] = self.args.sources
+        if rung.control == "scrambled":
+            update["scramble_lines"] = [CODE]
+        if rung.control == "ontop":
+            # the code-free rung's text tokens, with code added at this mix's share on top of them
+            text_share = 1.0 - mix.shares.get(CODE, 0.0)
+            update["total_tokens"] = int(total / text_share)
+            if update["total_tokens"] * mix.shares.get(CODE, 0.0) > available.get(CODE, 0) * mix.max_epochs:
+                raise ValueError(f"{rung.name}: not enough code for {update['total_tokens']:,} tokens")
+        return mix.model_copy(update=update)
+
+    # -- train ------------------------------------------------------------------------------------------------
+    def train(self) -> None:
+        todo = [run for run in self.runs if not (self.runs_dir / run.name / "done.json").exists()]
+        self.console.print(f"train: {len(self.runs) - len(todo)} of {len(self.runs)} runs done; {len(todo)} to go")
+        with ThreadPoolExecutor(max_workers=self.args.parallel) as pool:
+            for _ in pool.map(self._train_one, todo):
+                pass
+
+    def _train_one(self, run: Run) -> None:
+        out = self.runs_dir / run.name
+        resume = (out / "ckpt.pt").exists()
+        if out.exists() and not resume:
+            for stale in out.iterdir():  # started but never checkpointed: start afresh
+                stale.unlink()
+        cmd = [
+            sys.executable,
+            "-m",
+            "pretrain.train",
+            "--data",
+            str(self.data / run.rung.name),
+            "--model",
+            self.args.model,
+            "--tokens",
+            str(self.args.tokens),
+            "--seed",
+            str(run.seed),
+            "--out",
+            str(out),
+            "--device",
+            self.args.device,
+            "--eval-every",
+            str(self.args.eval_every),
+            "--ckpt-every",
+            str(self.args.eval_every),
+            "--keep-checkpoints",
+            str(self.args.last_evals),
+            *self.args.train_args,
+        ]
+        if resume:
+            cmd.append("--resume")
+        start = time.perf_counter()
+        log = out.parent / f"{run.name}.train.log"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("w") as f:
+            proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=_child_env())
+        if proc.returncode != 0:
+            raise RuntimeError(f"training {run.name} failed (exit {proc.returncode}); see {log}")
+        done = {"run": run.name, "wall_s": round(time.perf_counter() - start, 1), "cmd": cmd[1:]}
+        (out / "done.json").write_text(json.dumps(done, indent=2) + "\n")
+        self.console.print(f"[green]✓[/] trained {run.name} in {done['wall_s']:.0f} s")
+
+    # -- eval -------------------------------------------------------------------------------------------------
+    def eval(self) -> None:
+        todo = [
+            (run, ckpt)
+            for run in self.runs
+            for ckpt in _checkpoints(self.runs_dir / run.name)[-self.args.last_evals :]
+            if not _eval_path(ckpt).exists()
+        ]
+        self.console.print(f"eval: {len(todo)} checkpoints to score")
+        with ThreadPoolExecutor(max_workers=self.args.parallel) as pool:
+            for _ in pool.map(lambda job: self._eval_one(*job), todo):
+                pass
+
+    def _eval_one(self, run: Run, ckpt: Path) -> None:
+        cmd = [
+            sys.executable,
+            "-m",
+            "pretrain.eval",
+            "--ckpt",
+            str(ckpt),
+            "--tasks",
+            self.args.suite,
+            "--data",
+            str(self.data / run.rung.name),
+            "--device",
+            self.args.device,
+            "--out",
+            str(_eval_path(ckpt)),
+            *self.args.eval_args,
+        ]
+        log = ckpt.with_suffix(".eval.log")
+        with log.open("w") as f:
+            proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=_child_env())
+        if proc.returncode != 0:
+            raise RuntimeError(f"evaluating {ckpt} failed (exit {proc.returncode}); see {log}")
+        self.console.print(f"[green]✓[/] evaluated {run.name} {ckpt.name}")
+
+    # -- report -----------------------------------------------------------------------------------------------
+    def report(self) -> dict[str, Any]:
+        from pipelines.experiment_report import analyse, write_html
+
+        evals = {
+            run.name: [json.loads(_eval_path(c).read_text()) for c in _checkpoints(self.runs_dir / run.name)]
+            for run in self.runs
+        }
+        missing = [name for name, e in evals.items() if not e]
+        if missing:
+            raise ValueError(f"no evaluations for {', '.join(missing)}: run the train and eval phases first")
+        evals = {name: e[-self.args.last_evals :] for name, e in evals.items()}
+        result = analyse(
+            rungs=[asdict(r) for r in self.rungs],
+            runs={run.name: {"rung": run.rung.name, "seed": run.seed} for run in self.runs},
+            evals=evals,
+            suite=self.args.suite,
+            baseline=self.args.mixes[0],
+            settings=_settings(self.args),
+            training={run.name: _training_summary(self.runs_dir / run.name) for run in self.runs},
+        )
+        (self.root / "experiment.json").write_text(json.dumps(result, indent=2) + "\n")
+        write_html(result, self.root)
+        self.console.print(f"wrote {self.root / 'experiment.json'} and {self.root / 'report.html'}")
+        return result
+
+
+def _manifest(out: Path) -> dict[str, Any]:
+    return json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+
+
+def _checkpoints(run_dir: Path) -> list[Path]:
+    """The run's kept checkpoints, oldest first (``ckpt-<step>.pt``)."""
+    return sorted(run_dir.glob("ckpt-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
+
+
+def _eval_path(ckpt: Path) -> Path:
+    return ckpt.with_suffix(".eval.json")
+
+
+def _training_summary(run_dir: Path) -> dict[str, Any]:
+    """Throughput and final loss from a run's metrics.jsonl (the last train record)."""
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    train = [r for r in records if r.get("kind", "train") == "train" and "loss" in r]
+    last = train[-1] if train else {}
+    keys = ("step", "tokens", "loss", "tokens_per_s", "mfu")
+    return {k: last.get(k) for k in keys} | {"params": records[0].get("params") if records else None}
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    keys = ("mixes", "controls", "reference", "seeds", "model", "tokens", "suite", "last_evals", "total_tokens")
+    return {k: getattr(args, k) for k in keys}
+
+
+def _tokens(text: str) -> int:
+    scale = {"k": 10**3, "m": 10**6, "b": 10**9}
+    text = text.strip().lower()
+    return int(float(text[:-1]) * scale[text[-1]]) if text and text[-1] in scale else int(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipelines.experiment", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mixes", default="code0,code10,code30,code50", help="the ladder; the first is the baseline")
+    parser.add_argument("--controls", default="ontop,scrambled", help="controls around --reference ('' for none)")
+    parser.add_argument("--reference", default="code30", help="mix whose tokenizer all rungs share; controls' mix")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--model", default="tiny", help="pretrain size (debug, tiny, small, base, auto)")
+    parser.add_argument("--tokens", default="50M", help="training tokens per run (same for every run)")
+    parser.add_argument("--total-tokens", type=_tokens, help="tokens per rung's shards (default: largest common)")
+    parser.add_argument("--suite", default="default", help="evaluation suite of pretrain.eval")
+    parser.add_argument("--eval-every", type=int, default=200, help="steps between checkpoints/evaluations")
+    parser.add_argument("--last-evals", type=int, default=3, help="average the scores of this many last checkpoints")
+    parser.add_argument("--out", type=Path, default=Path("experiments/ladder"))
+    parser.add_argument("--sources", help="'sample' (default: the mixes') or a sources YAML")
+    parser.add_argument("--phases", default=",".join(PHASES), help=f"subset of {','.join(PHASES)}")
+    parser.add_argument("--parallel", type=int, default=1, help="runs trained/evaluated at once")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--workers", type=int, help="CPUs for the builds")
+    parser.add_argument("--ray-address", help="build on an existing Ray cluster")
+    parser.add_argument("--train-arg", dest="train_args", action="append", default=[], help="passed to train")
+    parser.add_argument("--eval-arg", dest="eval_args", action="append", default=[], help="passed to eval")
+    args = parser.parse_args(argv)
+    args.mixes = [m for m in args.mixes.split(",") if m]
+    args.controls = [c for c in args.controls.split(",") if c]
+    phases = [p for p in args.phases.split(",") if p]
+    console = Console(stderr=True)
+    try:
+        unknown = set(phases) - set(PHASES)
+        if unknown:
+            raise ValueError(f"unknown phase(s) {', '.join(sorted(unknown))}; known: {', '.join(PHASES)}")
+        if args.seeds < 1 or not args.mixes:
+            raise ValueError("need at least one mix and one seed")
+        experiment = Experiment(args, console)
+        for phase in PHASES:
+            if phase in phases:
+                getattr(experiment, phase)()
+    except (ValueError, RuntimeError) as e:
+        console.print(f"[red]error:[/] {e}")
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
