@@ -56,6 +56,7 @@ from tokenizer.train import eos_id, train
 HELD_OUT = "held_out"
 STAGE_ORDER = ["crawl", "read", "extract", LANGID_STAGE]
 CLEANED_META = "cleaned.json"
+PRIVATE_STAGES = ".stages"  # an output's own stage cache, removed when the build completes
 STAGE_CACHE_VERSION = 1  # bump when a cached stage's code changes what it produces
 
 
@@ -80,10 +81,14 @@ class Build:
         tokenizer: Path | None = None,
         console: Console | None = None,
         stage_cache: Path | None = None,
+        resume: bool = False,
     ) -> None:
         self.mix, self.sources, self.out, self.cpus = mix, sources, out, cpus
         self.tokenizer_path = tokenizer
-        self.stage_cache = stage_cache
+        # without a shared cache, the stages are kept inside the output until the build completes: --resume
+        self.private_cache = stage_cache is None
+        self.stage_cache = stage_cache if stage_cache is not None else out / PRIVATE_STAGES
+        self.resume = resume
         self.console = console or make_console()
         self.pipe = mix.pipeline
         self.timings: dict[str, float] = {}
@@ -128,6 +133,8 @@ class Build:
             report["stage_cache"] = cleaned.cache
             write_report(self.out, report)
             write_manifest(self.out, manifest)  # last: its presence marks a complete build
+        if self.private_cache:
+            shutil.rmtree(self.stage_cache, ignore_errors=True)
         self._print_summary(report)
         return report
 
@@ -138,7 +145,7 @@ class Build:
         back by every later build of any mix: the experiment's ladder pays for them once.
         """
         cached = self._stage_cache_dir()
-        if cached is not None and (cached / CLEANED_META).exists():
+        if (cached / CLEANED_META).exists():
             with self._step("cleaned documents (stage cache)"):
                 meta = json.loads((cached / CLEANED_META).read_text(encoding="utf-8"))
                 docs = ray.data.read_parquet(str(cached / "docs")).materialize()
@@ -154,19 +161,16 @@ class Build:
             docs, lines_removed = near_dedup(docs, self.pipe.near_dedup, self.sources)
         with self._step("decontam"):
             docs, decontamination = self._decontaminate(docs)
-        cleaned = Cleaned(lines_removed, decontamination, {"hit": False, "key": cached.name if cached else None})
-        if cached is not None:
-            with self._step("stage cache write"):
-                shutil.rmtree(cached, ignore_errors=True)
-                docs.write_parquet(str(cached / "docs"))
-                meta = {"lines_removed": lines_removed, "decontamination": decontamination}
-                write_json_atomic(cached / CLEANED_META, meta)  # last: marks the cache entry complete
+        cleaned = Cleaned(lines_removed, decontamination, {"hit": False, "key": cached.name})
+        with self._step("stage cache write"):
+            shutil.rmtree(cached, ignore_errors=True)
+            docs.write_parquet(str(cached / "docs"))
+            meta = {"lines_removed": lines_removed, "decontamination": decontamination}
+            write_json_atomic(cached / CLEANED_META, meta)  # last: marks the cache entry complete
         return docs, cleaned
 
-    def _stage_cache_dir(self) -> Path | None:
+    def _stage_cache_dir(self) -> Path:
         """The cache entry of the mix-independent stages, named by a hash of everything that changes them."""
-        if self.stage_cache is None:
-            return None
         ignored = {"vocab_size", "tokenizer_sample_bytes", "shard_tokens", "rejects_sample_per_reason", "batch_size"}
         key = {
             "version": STAGE_CACHE_VERSION,
@@ -458,7 +462,16 @@ class Build:
         return Tokenizer.from_str((self.out / "tokenizer.json").read_text(encoding="utf-8")).get_vocab_size()
 
     def _prepare_out(self) -> None:
-        """Remove a previous build's outputs (manifest first, so a crash never leaves it looking complete)."""
+        """Remove a previous build's outputs (manifest first, so a crash never leaves it looking complete).
+
+        A directory that holds files but no manifest is an interrupted build (or not a build at all): it is
+        continued with ``--resume`` and otherwise refused, never mixed with new output.
+        """
+        if self.out.exists() and not (self.out / MANIFEST).exists() and any(self.out.iterdir()) and not self.resume:
+            raise ValueError(
+                f"{self.out} holds an incomplete build (no {MANIFEST}): run the same command with --resume to "
+                "continue it, or remove the directory"
+            )
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / MANIFEST).unlink(missing_ok=True)
         for old in self.out.glob("shard-*.arrow"):
@@ -668,6 +681,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, help="override the mix's seed")
     parser.add_argument("--lid-model", type=Path, help="a fastText language-ID model (lid.176.bin, GlotLID)")
     parser.add_argument(
+        "--resume", action="store_true", help="continue an interrupted build, reusing its completed stages"
+    )
+    parser.add_argument(
         "--stage-cache",
         type=Path,
         help="keep the mix-independent stages' output here and reuse it in later builds of any mix",
@@ -686,7 +702,7 @@ def main(argv: list[str] | None = None) -> int:
         sources = resolve_sources(mix.sources)
         out = args.out or Path("out") / mix.name
         with ray_session(args.workers, args.ray_address) as cpus:
-            Build(mix, sources, out, cpus, args.tokenizer, console, args.stage_cache).run()
+            Build(mix, sources, out, cpus, args.tokenizer, console, args.stage_cache, args.resume).run()
     except ValueError as e:
         console.print(f"[red]error:[/] {e}")
         return 2

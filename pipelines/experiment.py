@@ -60,12 +60,15 @@ def plan_rungs(mixes: list[str], controls: list[str], reference: str) -> list[Ru
     """The ladder's rungs, then the controls (built around the reference mix)."""
     from dataengine.config import load_mix
 
-    rungs = [Rung(m, m, load_mix(m).shares.get(CODE, 0.0)) for m in mixes]
-    ref_share = load_mix(reference).shares.get(CODE, 0.0)
+    loaded = {m: load_mix(m) for m in [*mixes, reference]}
+    rungs = [Rung(loaded[m].name, m, loaded[m].shares.get(CODE, 0.0)) for m in mixes]
+    ref = loaded[reference]
     for control in controls:
         if control not in CONTROLS:
             raise ValueError(f"unknown control {control!r}; known: {', '.join(CONTROLS)}")
-        rungs.append(Rung(f"{reference}-{control}", reference, ref_share, control))
+        rungs.append(Rung(f"{ref.name}-{control}", reference, ref.shares.get(CODE, 0.0), control))
+    if len({r.name for r in rungs}) != len(rungs):
+        raise ValueError("two rungs share a mix name; give each mix its own name")
     return rungs
 
 
@@ -92,7 +95,7 @@ class Experiment:
             ref_out = self.data / "_reference"
             if not (ref_out / "manifest.json").exists():
                 self.console.rule(f"reference build ({ref_mix.name}): tokenizer and token counts")
-                Build(ref_mix, sources, ref_out, cpus, None, self.console, cache).run()
+                Build(ref_mix, sources, ref_out, cpus, None, self.console, cache, resume=True).run()
             available = {name: s["available_tokens"] for name, s in _manifest(ref_out)["mix"]["sources"].items()}
             budgets = {
                 r.name: auto_total(available, load_mix(r.mix).shares, ref_mix.max_epochs)
@@ -109,7 +112,7 @@ class Experiment:
                     self.console.print(f"[green]✓[/] {rung.name}: built already")
                     continue
                 self.console.rule(f"build {rung.name}")
-                Build(mix, sources, out, cpus, tokenizer, self.console, cache).run()
+                Build(mix, sources, out, cpus, tokenizer, self.console, cache, resume=True).run()
 
     def _rung_mix(self, rung: Rung, total: int, available: dict[str, int]) -> Any:
         from dataengine.config import load_mix
@@ -233,7 +236,7 @@ class Experiment:
             runs={run.name: {"rung": run.rung.name, "seed": run.seed} for run in self.runs},
             evals=evals,
             suite=self.args.suite,
-            baseline=self.args.mixes[0],
+            baseline=self.rungs[0].name,
             settings=_settings(self.args),
             training={run.name: _training_summary(self.runs_dir / run.name) for run in self.runs},
         )

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -114,6 +117,36 @@ def test_same_bytes_with_one_or_two_workers(corpus: Path, built: tuple[Path, dic
     again = tmp_path / "testmix"
     build(corpus, again, cpus=1)
     assert digests(again) == digests(out)
+
+
+def test_interrupted_build_is_refused_then_resumed_to_the_same_bytes(
+    corpus: Path, built: tuple[Path, dict], tmp_path: Path
+) -> None:
+    """SIGINT then SIGKILL once the cleaned documents are checkpointed; --resume reuses them, same bytes."""
+    out = tmp_path / "testmix"
+    mix = write_mix(tmp_path, corpus, name="testmix")
+    cmd = [sys.executable, "-m", "pipelines.build", "--mix", str(mix), "--out", str(out), "--workers", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 600
+    while not list(out.glob(".stages/*/cleaned.json")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert proc.poll() is None, "the build ended before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGINT)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (out / "manifest.json").exists()
+
+    refused = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 2 and "--resume" in refused.stderr and "Traceback" not in refused.stderr
+
+    resumed = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["stage_cache"]["hit"] is True
+    assert "read+extract+filter" not in report["timings_s"]  # the cleaned stages were not recomputed
+    assert digests(out) == digests(built[0])
+    assert not (out / ".stages").exists()  # a completed build drops its private stage cache
 
 
 def test_repository_hooks_never_run(corpus: Path, built: tuple[Path, dict]) -> None:
