@@ -78,7 +78,7 @@ class Experiment:
         self.root: Path = args.out
         self.data, self.runs_dir = self.root / "data", self.root / "runs"
         self.rungs = plan_rungs(args.mixes, args.controls, args.reference)
-        self.runs = [Run(r, s) for r in self.rungs for s in range(args.seeds)]
+        self.runs = [Run(r, s) for s in range(args.seeds) for r in self.rungs]  # seed-major: every rung early
 
     # -- build ------------------------------------------------------------------------------------------------
     def build(self) -> None:
@@ -224,22 +224,31 @@ class Experiment:
         from pipelines.experiment_report import analyse, write_html
 
         evals = {
-            run.name: [json.loads(_eval_path(c).read_text()) for c in _checkpoints(self.runs_dir / run.name)]
+            run.name: [
+                json.loads(_eval_path(c).read_text())
+                for c in _checkpoints(self.runs_dir / run.name)
+                if _eval_path(c).exists()
+            ]
             for run in self.runs
         }
-        missing = [name for name, e in evals.items() if not e]
+        missing = sorted(name for name, e in evals.items() if not e)
+        if len(missing) == len(evals):
+            raise ValueError("no evaluations yet: run the train and eval phases first")
         if missing:
-            raise ValueError(f"no evaluations for {', '.join(missing)}: run the train and eval phases first")
-        evals = {name: e[-self.args.last_evals :] for name, e in evals.items()}
+            self.console.print(f"[yellow]reporting without {len(missing)} unfinished runs: {', '.join(missing)}")
+        runs = [run for run in self.runs if run.name not in missing]
+        evals = {run.name: evals[run.name][-self.args.last_evals :] for run in runs}
+        rungs = [r for r in self.rungs if any(run.rung == r for run in runs)]
         result = analyse(
-            rungs=[asdict(r) for r in self.rungs],
-            runs={run.name: {"rung": run.rung.name, "seed": run.seed} for run in self.runs},
+            rungs=[asdict(r) for r in rungs],
+            runs={run.name: {"rung": run.rung.name, "seed": run.seed} for run in runs},
             evals=evals,
             suite=self.args.suite,
-            baseline=self.rungs[0].name,
+            baseline=rungs[0].name,
             settings=_settings(self.args),
-            training={run.name: _training_summary(self.runs_dir / run.name) for run in self.runs},
+            training={run.name: _training_summary(self.runs_dir / run.name) for run in runs},
         )
+        result["missing_runs"] = missing
         (self.root / "experiment.json").write_text(json.dumps(result, indent=2) + "\n")
         write_html(result, self.root)
         self.console.print(f"wrote {self.root / 'experiment.json'} and {self.root / 'report.html'}")
@@ -260,12 +269,10 @@ def _eval_path(ckpt: Path) -> Path:
 
 
 def _training_summary(run_dir: Path) -> dict[str, Any]:
-    """Throughput and final loss from a run's metrics.jsonl (the last train record)."""
-    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    train = [r for r in records if r.get("kind", "train") == "train" and "loss" in r]
-    last = train[-1] if train else {}
-    keys = ("step", "tokens", "loss", "tokens_per_s", "mfu")
-    return {k: last.get(k) for k in keys} | {"params": records[0].get("params") if records else None}
+    """Size, throughput and final loss of a run (its ``summary.json``)."""
+    summary = json.loads((run_dir / "summary.json").read_text())
+    keys = ("model", "params", "steps", "tokens", "final_loss", "tokens_per_s", "mfu", "device")
+    return {k: summary.get(k) for k in keys}
 
 
 def _child_env() -> dict[str, str]:

@@ -1,0 +1,338 @@
+"""Likelihood scoring of tasks: no generation, only the log-probability a model gives each choice after the prompt.
+
+Tokenization (the BPE boundary): as lm-evaluation-harness does, whitespace at the end of the prompt is moved to the
+front of the continuation (``"Answer: " + "7"`` is scored as ``"Answer:" + " 7"``), because a byte-level BPE
+attaches a space to the word after it.  Then, unlike lm-eval (which encodes prompt + continuation together and
+takes the tail), the prompt and the continuation are encoded *separately* and concatenated: every choice of an item
+is scored after exactly the same context tokens, and the scored tokens are exactly the continuation's.  The
+context starts with the end-of-text token when one is given (documents start after it in training), and is cut
+from the left so that it fits the model's ``seq_len``; a continuation longer than that is scored in windows.
+A multiple-choice answer is scored together with the text that ends it in the few-shot format (a line break,
+or " ." for BIG-bench's boolean_expressions; ``Task.continuations``), so that a choice which is a prefix of another
+("4" and "49", "]" and "] }") does not win merely by being shorter.
+
+Metrics of a multiple-choice task, each with a bootstrap 95% CI over items:
+
+- ``bpb``: bits per byte of the correct choice as scored, its end included (total bits / total UTF-8 bytes);
+- ``p_norm``: normalised probability of the correct choice, softmax over the choices' total log-probabilities;
+- ``p_norm_skill``: ``p_norm`` chance-normalised per item, ``(p_norm - 1/k) / (1 - 1/k)`` for k choices: 0 at
+  chance, 1 when certain and right, comparable across tasks with different numbers of choices (composites use it);
+- ``acc_norm``: accuracy when choices are ranked by log-probability per byte (lm-eval's acc_norm by bytes);
+  ties are shared (a tie of k including the answer counts 1/k), so a model that knows nothing scores chance.
+
+A ``bpb`` task (HumanEval) reports ``bpb`` of its reference only.  Per-item arrays stay in ``TaskResult.items``
+(and in ``TaskResult.summary()``) for paired comparisons: ``bootstrap_samples`` with the same seed resamples the
+same items, so the difference of two models' samples is a paired bootstrap.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tokenizers import Tokenizer
+from torch import nn
+
+from pretrain.eval.tasks.base import Task
+
+MAX_BATCH_TOKENS = 16384  # model input tokens per forward pass: float32 logits of 16k x 32k vocab are 2 GiB
+N_BOOT = 1000
+LN2 = math.log(2)
+PER_ITEM = ("p_norm", "p_norm_skill", "acc_norm", "bpb", "bits", "bytes")  # per-item arrays written to JSON
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate and its bootstrap 95% confidence interval."""
+
+    value: float
+    lo: float
+    hi: float
+
+    def as_dict(self) -> dict[str, float]:
+        return {"value": self.value, "lo": self.lo, "hi": self.hi}
+
+
+@dataclass
+class TaskResult:
+    """Scores of one task; ``items`` holds per-item arrays (``bits``, ``bytes`` and ``bpb`` of the correct choice;
+    for multiple choice also ``p_norm``, ``p_norm_skill``, ``acc_norm``, and every choice's ``loglik`` flattened,
+    with ``n_choices``)."""
+
+    task: str
+    kind: str
+    lang: str
+    style: str
+    n: int
+    shots: int
+    chance: float | None
+    metrics: dict[str, Estimate]
+    items: dict[str, np.ndarray] = field(repr=False)
+
+    @property
+    def primary_metric(self) -> str:
+        return "p_norm" if self.kind == "mc" else "bpb"
+
+    def summary(self, per_item: bool = True) -> dict[str, Any]:
+        """JSON-ready: counts, chance, every metric with its CI and, with ``per_item``, the per-item scores
+        (5 significant digits) that paired comparisons across models need."""
+        out: dict[str, Any] = {
+            "kind": self.kind,
+            "lang": self.lang,
+            "style": self.style,
+            "n": self.n,
+            "shots": self.shots,
+            "chance": self.chance,
+            "primary_metric": self.primary_metric,
+            "metrics": {name: est.as_dict() for name, est in self.metrics.items()},
+        }
+        if per_item:
+            keys = [k for k in PER_ITEM if k in self.items]
+            out["per_item"] = {k: [float(f"{v:.5g}") for v in self.items[k].tolist()] for k in keys}
+        return out
+
+
+def encode_pairs(
+    tokenizer: Tokenizer, pairs: Sequence[tuple[str, str]], bos_id: int | None = None
+) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+    """Context and continuation token ids of each (prompt, continuation) pair, and the UTF-8 bytes scored (the
+    continuation with the prompt's trailing whitespace moved onto it).  Pairs with the same prompt share one
+    context array, so the choices of an item cost one context in memory."""
+    moved: dict[str, tuple[str, str]] = {}
+    for prompt, _ in pairs:
+        if prompt not in moved:
+            stripped = prompt.rstrip()
+            moved[prompt] = (stripped, prompt[len(stripped) :])
+    prefix = [] if bos_id is None else [bos_id]
+    encoded = tokenizer.encode_batch([stripped for stripped, _ in moved.values()], add_special_tokens=False)
+    context_of = {p: np.array(prefix + e.ids, dtype=np.int64) for p, e in zip(moved, encoded, strict=True)}
+    if any(len(ids) == 0 for ids in context_of.values()):
+        raise ValueError("an empty prompt has no context to score from: pass bos_id (the end-of-text token)")
+    texts = [moved[prompt][1] + continuation for prompt, continuation in pairs]
+    cont_ids = [np.array(e.ids, dtype=np.int64) for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
+    if any(len(ids) == 0 for ids in cont_ids):
+        raise ValueError("an empty continuation cannot be scored")
+    nbytes = np.array([len(t.encode("utf-8")) for t in texts], dtype=np.int64)
+    return [context_of[prompt] for prompt, _ in pairs], cont_ids, nbytes
+
+
+@torch.no_grad()
+def loglikelihoods(
+    model: nn.Module,
+    contexts: Sequence[np.ndarray],
+    continuations: Sequence[np.ndarray],
+    seq_len: int,
+    device: torch.device | str | None = None,
+    batch_size: int = 32,
+) -> np.ndarray:
+    """Summed natural-log probability of each continuation after its context (float64).
+
+    Each request becomes windows of at most ``seq_len`` input tokens: the first holds the context's last tokens
+    (truncated from the left) and the continuation when it fits; a continuation longer than about ``seq_len / 2``
+    is scored in several windows, each scored token seeing at least ``seq_len / 2`` tokens before it.  Windows are
+    sorted by length and padded on the right (causal attention never looks at the padding).
+    """
+    device = torch.device(device) if device is not None else _device_of(model)
+    windows = []  # (request, start, end, first scored position): input tokens [start, end - 1)
+    for r, (ctx, cont) in enumerate(zip(contexts, continuations, strict=True)):
+        full_len, pos = len(ctx) + len(cont), len(ctx)
+        while pos < full_len:
+            end = min(full_len, pos + seq_len)
+            start = max(0, end - 1 - seq_len)
+            if pos - start < min(pos, seq_len // 2):  # score fewer tokens, each with at least seq_len / 2 context
+                end = min(full_len, pos + seq_len - seq_len // 2)
+                start = max(0, end - 1 - seq_len)
+            windows.append((r, start, end, pos))
+            pos = end
+    windows.sort(key=lambda w: w[1] - w[2])
+    totals = np.zeros(len(contexts), dtype=np.float64)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    was_training = model.training
+    model.eval()
+    try:
+        first, scored, owners = 0, [], []
+        while first < len(windows):
+            width = windows[first][2] - 1 - windows[first][1]
+            batch = windows[first : first + max(1, min(batch_size, MAX_BATCH_TOKENS // width))]
+            first += len(batch)
+            x = np.zeros((len(batch), width), dtype=np.int64)
+            rows, times, targets = [], [], []
+            for row, (r, start, end, pos) in enumerate(batch):
+                ctx, cont = contexts[r], continuations[r]
+                x[row, : end - 1 - start] = np.concatenate(
+                    [ctx[start : end - 1], cont[max(0, start - len(ctx)) : end - 1 - len(ctx)]]
+                )
+                rows.append(np.full(end - pos, row))
+                times.append(np.arange(pos - 1 - start, end - 1 - start))
+                targets.append(cont[pos - len(ctx) : end - len(ctx)])
+                owners.append(np.full(end - pos, r))
+            index = torch.from_numpy(np.stack([np.concatenate(rows), np.concatenate(times), np.concatenate(targets)]))
+            index = index.to(device, non_blocking=True)
+            with autocast:
+                logits = model(torch.from_numpy(x).to(device, non_blocking=True))
+            logp = F.log_softmax(logits[index[0], index[1]].float(), dim=-1)
+            scored.append(logp.gather(1, index[2][:, None])[:, 0])  # stays on the device: no sync per batch
+        if scored:
+            np.add.at(totals, np.concatenate(owners), torch.cat(scored).double().cpu().numpy())
+    finally:
+        model.train(was_training)
+    return totals
+
+
+def score_task(
+    model: nn.Module,
+    tokenizer: Tokenizer,
+    task: Task,
+    seq_len: int,
+    *,
+    shots: int | None = None,
+    seed: int = 0,
+    bos_id: int | None = None,
+    device: torch.device | str | None = None,
+    batch_size: int = 32,
+    n_boot: int = N_BOOT,
+) -> TaskResult:
+    """Score every item of ``task`` (few-shot prompts from ``Task.render``) and summarise with bootstrap CIs."""
+    k = task.shots if shots is None else shots
+    prompts = [task.render(i, k, seed) for i in range(len(task.items))]
+    pairs = [(prompt, text) for i, prompt in enumerate(prompts) for text in task.continuations(i)]
+    ctx, cont, nbytes = encode_pairs(tokenizer, pairs, bos_id)
+    loglik = loglikelihoods(model, ctx, cont, seq_len, device, batch_size)
+    n_choices = np.array([len(item.choices) for item in task.items])
+    answers = np.array([item.answer for item in task.items])
+    offsets = np.concatenate([[0], np.cumsum(n_choices)[:-1]])
+    bits = -loglik[offsets + answers] / LN2
+    size = nbytes[offsets + answers].astype(np.float64)
+    items: dict[str, np.ndarray] = {"bits": bits, "bytes": size, "bpb": bits / size}
+    boot_seed = _seed_of(task.name, seed)
+    metrics = {"bpb": bootstrap(bits, size, n_boot=n_boot, seed=boot_seed)}
+    if task.kind == "mc":
+        p_norm, acc_norm = _choice_metrics(loglik, nbytes, n_choices, answers)
+        skill = (p_norm - 1 / n_choices) / (1 - 1 / n_choices)
+        items |= {"p_norm": p_norm, "p_norm_skill": skill, "acc_norm": acc_norm}
+        items |= {"loglik": loglik, "n_choices": n_choices}
+        for name in ("p_norm", "p_norm_skill", "acc_norm"):
+            metrics[name] = bootstrap(items[name], n_boot=n_boot, seed=boot_seed)
+    return TaskResult(task.name, task.kind, task.lang, task.style, len(task.items), k, task.chance, metrics, items)
+
+
+def _choice_metrics(
+    loglik: np.ndarray, nbytes: np.ndarray, n_choices: np.ndarray, answers: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per item: softmax probability of the answer over total log-probs; tie-shared accuracy by log-prob per byte."""
+    n, width = len(n_choices), int(n_choices.max())
+    rows = np.repeat(np.arange(n), n_choices)
+    cols = np.arange(len(loglik)) - np.repeat(np.concatenate([[0], np.cumsum(n_choices)[:-1]]), n_choices)
+    total = np.full((n, width), -np.inf)
+    total[rows, cols] = loglik
+    per_byte = np.full((n, width), -np.inf)
+    per_byte[rows, cols] = loglik / np.maximum(nbytes, 1)
+    shifted = total - total.max(axis=1, keepdims=True)
+    probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    p_norm = probs[np.arange(n), answers]
+    best = per_byte.max(axis=1, keepdims=True)
+    tied = np.isclose(per_byte, best, rtol=1e-9, atol=1e-12)
+    acc_norm = tied[np.arange(n), answers] / tied.sum(axis=1)
+    return p_norm, acc_norm
+
+
+def bootstrap_samples(
+    values: np.ndarray, weights: np.ndarray | None = None, n_boot: int = N_BOOT, seed: int = 0
+) -> np.ndarray:
+    """``n_boot`` resampled statistics: the mean of ``values``, or ``sum(values) / sum(weights)`` (a ratio such as
+    bits per byte).  Items are drawn with replacement, vectorised in chunks; the same seed and item count draw the
+    same items, which makes the difference of two models' samples a paired bootstrap."""
+    values = np.asarray(values, dtype=np.float64)
+    n = len(values)
+    rng = np.random.default_rng(seed)
+    chunk = max(1, 4_000_000 // max(n, 1))
+    out = []
+    for start in range(0, n_boot, chunk):
+        idx = rng.integers(0, n, size=(min(chunk, n_boot - start), n))
+        num = values[idx].sum(axis=1)
+        out.append(num / (np.asarray(weights, dtype=np.float64)[idx].sum(axis=1) if weights is not None else n))
+    return np.concatenate(out)
+
+
+def bootstrap(values: np.ndarray, weights: np.ndarray | None = None, n_boot: int = N_BOOT, seed: int = 0) -> Estimate:
+    """The statistic of ``bootstrap_samples`` on all items, with the 2.5th and 97.5th percentiles of its samples."""
+    values = np.asarray(values, dtype=np.float64)
+    point = values.sum() / (np.sum(weights) if weights is not None else len(values))
+    lo, hi = np.percentile(bootstrap_samples(values, weights, n_boot, seed), [2.5, 97.5])
+    return Estimate(float(point), float(lo), float(hi))
+
+
+def composite(
+    results: Mapping[str, TaskResult],
+    tasks: Sequence[str],
+    metric: str = "p_norm_skill",
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+) -> Estimate:
+    """Unweighted mean over ``tasks`` of their mean per-item ``metric``; its CI resamples each task's items (with
+    that task's bootstrap seed, as its own CI does) and averages the resampled means."""
+    points, samples = [], []
+    for name in tasks:
+        if name not in results:
+            raise ValueError(f"composite needs task {name!r}, which was not evaluated")
+        if metric not in results[name].items:
+            raise ValueError(f"composite: task {name} has no per-item {metric!r} (a {results[name].kind} task)")
+        values = results[name].items[metric]
+        points.append(float(values.mean()))
+        samples.append(bootstrap_samples(values, n_boot=n_boot, seed=_seed_of(name, seed)))
+    lo, hi = np.percentile(np.mean(samples, axis=0), [2.5, 97.5])
+    return Estimate(float(np.mean(points)), float(lo), float(hi))
+
+
+def evaluate(
+    model: nn.Module,
+    tokenizer: Tokenizer,
+    tasks: Sequence[Task],
+    seq_len: int,
+    *,
+    shots: Mapping[str, int | None] | None = None,
+    seed: int = 0,
+    bos_id: int | None = None,
+    device: torch.device | str | None = None,
+    batch_size: int = 32,
+    n_boot: int = N_BOOT,
+    progress: Callable[[TaskResult], None] | None = None,
+) -> dict[str, TaskResult]:
+    """Score each task in turn (``shots`` per task name overrides the task's default)."""
+    results = {}
+    for task in tasks:
+        k = (shots or {}).get(task.name)
+        results[task.name] = score_task(
+            model,
+            tokenizer,
+            task,
+            seq_len,
+            shots=k,
+            seed=seed,
+            bos_id=bos_id,
+            device=device,
+            batch_size=batch_size,
+            n_boot=n_boot,
+        )
+        if progress is not None:
+            progress(results[task.name])
+    return results
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    tensor = next(iter(model.parameters()), None)
+    if tensor is None:
+        tensor = next(iter(model.buffers()), None)
+    return tensor.device if tensor is not None else torch.device("cpu")
+
+
+def _seed_of(name: str, seed: int) -> int:
+    """A bootstrap seed per task, stable across processes (``hash`` of a str is not)."""
+    return zlib.crc32(name.encode()) + seed

@@ -1,0 +1,100 @@
+"""The task registry: ``load_task("probe:tracking_code", n=2000, seed=0)``.
+
+Names are ``family:subname`` (``bigbench:<task>[/<subtask>]``, ``probe:<family>_<nl|code>``, ``probe_zh:<family>``,
+``gym:<dataset>``) or a single name (``code_exec``, ``humaneval``).  ``TASKS`` lists the curated ones; any
+BIG-bench JSON multiple-choice task and any reasoning-gym dataset can be named too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dataengine.cache import cache_dir
+from pretrain.eval.tasks import bigbench, code_exec, gym, humaneval, probes, probes_zh
+from pretrain.eval.tasks.base import Item, Task
+
+if TYPE_CHECKING:
+    from pretrain.eval.suites import Suite
+
+Loader = Callable[[str, int | None, int], Task]
+
+FAMILIES: dict[str, Loader] = {
+    "bigbench": bigbench.load,
+    "probe": probes.load,
+    "probe_zh": probes_zh.load,
+    "gym": gym.load,
+}
+SINGLES: dict[str, Loader] = {"code_exec": code_exec.load, "humaneval": humaneval.load}
+OPEN_FAMILIES = ("bigbench:<task>[/<subtask>]", "gym:<dataset>")
+
+TASKS: tuple[str, ...] = (
+    *(f"bigbench:{t}" for t in bigbench.CHOSEN),
+    *(f"probe:{f}_{s}" for f in probes.FAMILIES for s in ("nl", "code")),
+    *(f"probe_zh:{f}" for f in probes_zh.FAMILIES),
+    *(f"gym:{d}" for d in gym.CHOSEN),
+    *SINGLES,
+)
+
+
+# The loaders' own source names the cached items: a change to any generator invalidates what it generated.
+_SOURCES_DIGEST = hashlib.sha256(
+    b"".join(p.read_bytes() for p in sorted(Path(__file__).parent.glob("*.py")))
+).hexdigest()[:16]
+
+
+def load_task(name: str, n: int | None = None, seed: int = 0) -> Task:
+    """The task ``name`` with ``n`` items (its default when None: every item of a fixed set, 2,000 generated)
+    drawn or generated with ``seed``; the same arguments give the same items on every machine.
+
+    Items are kept in the cache once made (``<cache>/eval_items``), so scoring many checkpoints generates them
+    once, and a machine without the generators' dependencies (a GPU box) can score from a carried cache.
+    """
+    if n is not None and n <= 0:
+        raise ValueError(f"n must be positive; got {n}")
+    family, sep, sub = name.partition(":")
+    if name not in SINGLES and (not sep or family not in FAMILIES or not sub):
+        raise ValueError(f"unknown task {name!r}; known: {', '.join(TASKS)}; or any {', '.join(OPEN_FAMILIES)}")
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+    path = cache_dir() / "eval_items" / f"{slug}-n{n or 0}-s{seed}-{_SOURCES_DIGEST}.json"
+    if path.exists():
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return Task(**{**data, "items": [Item(**item) for item in data["items"]]})
+    task = SINGLES[name](name, n, seed) if name in SINGLES else FAMILIES[family](sub, n, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(dataclasses.asdict(task), ensure_ascii=False), encoding="utf-8")
+    tmp.replace(path)
+    return task
+
+
+def load_tasks(names: Iterable[tuple[str, int | None]], seed: int = 0) -> list[Task]:
+    """Several tasks; the BIG-bench ones are extracted from the archive in a single pass first."""
+    names = list(names)
+    bigbench.ensure_extracted(name.partition(":")[2] for name, _ in names if name.startswith("bigbench:"))
+    return [load_task(name, n, seed) for name, n in names]
+
+
+def decontamination_texts(suite: str | Path | Suite = "default") -> Iterator[tuple[str, str]]:
+    """``(task name, prompt + correct answer)`` for every evaluation item of ``suite``: the build drops training
+    documents that contain one.  Fixed sets (BIG-bench, HumanEval) give all their items, not only the suite's
+    sample; generated sets their items at the suite's seed and count (few-shot examples are items of the same
+    set, so they are covered)."""
+    from pretrain.eval.suites import Suite, load_suite  # suites import this module
+
+    if not isinstance(suite, Suite):
+        suite = load_suite(suite)
+    tasks = load_tasks(((t.name, None) for t in suite.tasks), seed=suite.seed)
+    for spec, task in zip(suite.tasks, tasks, strict=True):
+        if spec.n is not None and len(task.items) < spec.n:  # a generated set asked larger than its default
+            task = load_task(spec.name, spec.n, suite.seed)
+        for item in task.items:
+            yield task.name, (item.prompt + item.target).strip()
+
+
+__all__ = ["TASKS", "Item", "Task", "decontamination_texts", "load_task", "load_tasks"]
