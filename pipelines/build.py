@@ -706,7 +706,26 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         console.print(f"[red]error:[/] {e}")
         return 2
+    except (OSError, ray.exceptions.RayError) as e:
+        cause = _os_error(e)
+        if cause is None:
+            raise
+        where = f" ({cause.filename})" if cause.filename else ""
+        console.print(f"[red]error:[/] cannot write: {cause.strerror or cause}{where}; the output has no manifest")
+        return 1
     return 0
+
+
+def _os_error(error: BaseException | None) -> OSError | None:
+    """The operating-system error (disk full, read-only, not a directory) behind an error, also one raised in a
+    Ray worker: those reach the driver wrapped, with the original as ``cause`` or ``__cause__``."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, OSError) and error.errno is not None:
+            return error
+        seen.add(id(error))
+        error = getattr(error, "cause", None) or error.__cause__ or error.__context__
+    return None
 
 
 if __name__ == "__main__":

@@ -149,6 +149,28 @@ def test_interrupted_build_is_refused_then_resumed_to_the_same_bytes(
     assert not (out / ".stages").exists()  # a completed build drops its private stage cache
 
 
+def test_full_or_unwritable_output_is_a_clear_error_and_never_looks_complete(corpus: Path, tmp_path: Path) -> None:
+    mix = write_mix(tmp_path, corpus, name="fullmix")
+    cmd = [sys.executable, "-m", "pipelines.build", "--mix", str(mix), "--workers", "2", "--out"]
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    done = subprocess.run([*cmd, str(blocker / "out")], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 1 and "Not a directory" in done.stderr and "Traceback" not in done.stderr
+
+    small = tmp_path / "small-disk"
+    small.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a 1 MB tmpfs here (needs root): {mounted.stderr.decode().strip()}")
+    try:
+        done = subprocess.run([*cmd, str(small / "out")], capture_output=True, text=True, timeout=600)
+        assert done.returncode == 1, done.stderr[-3000:]
+        assert "No space left on device" in done.stderr and "Traceback" not in done.stderr
+        assert not (small / "out" / "manifest.json").exists()
+    finally:
+        subprocess.run(["umount", "-l", str(small)], check=False)
+
+
 def test_repository_hooks_never_run(corpus: Path, built: tuple[Path, dict]) -> None:
     assert not (corpus.parent / "HOOK_RAN").exists()
 
