@@ -431,7 +431,12 @@ def test_cli_interrupted_then_run_again_completes_without_refetching(tmp_path: P
             if (out / LOG).exists() and len((out / LOG).read_text().splitlines()) >= 5:
                 break
             time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)  # Ctrl-C in the middle of the crawl
+        while proc.poll() is None:  # Ctrl-C in the middle of the crawl (again, if one lands before the handler)
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
         proc.communicate(timeout=60)
         stored_before = {o.url for o in read_log(out)[0] if o.stored}
         assert 5 <= len(stored_before) < 60

@@ -36,7 +36,8 @@ def extract_batch(table: pa.Table) -> pa.Table:
 def _extract_one(row: dict) -> tuple[str | None, str | None, str, str | None]:
     kind, raw, lang, meta = row["kind"], row["raw"], row["lang"], row["meta"]
     if kind == "text":
-        text = row["text"] or ""
+        # NUL characters (valid in JSON as \u0000) carry nothing and read as non-words to the quality filters
+        text = (row["text"] or "").replace("\0", "")
         return (text, lang, meta, None) if text.strip() else (None, lang, meta, "empty")
     if kind == "html":
         text, title, reason = extract_html(raw, row["url"])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import posixpath
 
+from dataengine.extract.encoding import decode_wide
+
 # Extension (or exact file name) -> language, for the languages of the default corpus and the common ones
 # of The Stack.  Data and config formats (json, yaml, toml, xml, csv) are not code: they are rejected as
 # ``not_code`` here and can be admitted by adding them.
@@ -35,14 +37,18 @@ def language_of(path: str) -> str | None:
 
 
 def decode_code(raw: bytes, path: str) -> tuple[str | None, str | None, str | None]:
-    """``(text, language, reject_reason)`` for one source file."""
+    """``(text, language, reject_reason)`` for one source file.
+
+    A NUL byte means binary (git's rule), unless the file is UTF-16/32 text, which is decoded.
+    """
     language = language_of(path)
-    if b"\0" in raw[:8192]:
+    wide = decode_wide(raw) if b"\0" in raw[:8192] else None
+    if wide is None and b"\0" in raw[:8192]:
         return None, language, "binary"
     if language is None:
         return None, None, "not_code"
     try:
-        text = raw.decode("utf-8")
+        text = wide if wide is not None else raw.decode("utf-8")
     except UnicodeDecodeError:
         return None, language, "invalid_utf8"
     if not text.strip():

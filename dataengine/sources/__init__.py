@@ -8,7 +8,7 @@ import pyarrow as pa
 
 from dataengine.config import SourceConfig
 from dataengine.schema import rows_to_table
-from dataengine.sources.base import Reader, Unit, read_error
+from dataengine.sources.base import Reader, Unit, arrow_safe, read_error
 from dataengine.sources.crawl import CrawlReader
 from dataengine.sources.git import GitReader
 from dataengine.sources.html_dir import HtmlDirReader
@@ -57,4 +57,4 @@ def read_units(batch: pa.Table, sources: dict[str, SourceConfig], max_bytes: int
                 meta = {**specs[unit.spec].meta, **({"path": unit.member} if unit.member else {})}
                 rows.append(read_error(source, meta, unit.url or unit.path, reader.kind, reason, detail))
         rows.extend(reader.read([u for u in group if not u.error], source, max_bytes))
-    return rows_to_table(rows)
+    return rows_to_table([arrow_safe(row) for row in rows])

@@ -30,11 +30,15 @@ def expand(pattern: str) -> list[str]:
 
 
 def walk(root: str) -> list[str]:
-    """Every regular file and symlink below ``root``, sorted, without following directory symlinks."""
+    """Every file and symlink below ``root``, sorted, without following directory symlinks.
+
+    A symlink to a directory is listed as a file (never entered), so a reader counts it instead of it vanishing.
+    """
     found = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if d != ".git")
-        found.extend(os.path.join(dirpath, f) for f in filenames)
+        links = [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
+        dirnames[:] = sorted(d for d in dirnames if d != ".git" and d not in links)
+        found.extend(os.path.join(dirpath, f) for f in filenames + links)
     return sorted(found)
 
 
@@ -60,6 +64,14 @@ def open_input(path: str) -> BinaryIO:
     if is_remote(path):
         fs, inner = pafs.FileSystem.from_uri(path)
         return fs.open_input_stream(inner, compression=None)
+    return open(path.removeprefix("file://"), "rb")
+
+
+def open_seekable(path: str) -> BinaryIO:
+    """Open a local or remote file for random access (a reader that skips damage needs to seek)."""
+    if is_remote(path):
+        fs, inner = pafs.FileSystem.from_uri(path)
+        return fs.open_input_file(inner)
     return open(path.removeprefix("file://"), "rb")
 
 

@@ -2,7 +2,8 @@
 
 Safety: repositories are cloned ``--bare`` (no checkout, so no hooks and no smudge/clean filters run) and
 read with ``git ls-tree``/``git cat-file --batch``, which never execute repository code.  Submodules,
-symlinks and LFS pointer files become counted rejections.
+symlinks and LFS pointer files become counted rejections, and so do tree paths a checkout would write
+outside its work tree or into ``.git`` (``..``: ``unsafe_path``) and a tree with no file (``empty_repo``).
 """
 
 from __future__ import annotations
@@ -55,6 +56,13 @@ def repo_name(path: str) -> str:
     return Path(path).resolve().name
 
 
+def unsafe_path(member: str) -> bool:
+    """A tree path with a ``..``, ``.`` or empty component, or a ``.git`` one: made by hand (``git mktree``),
+    never by ``git add``; a checkout or an export that trusted it would write outside its directory.
+    """
+    return any(part in ("", ".", "..") or part.lower() == ".git" for part in member.split("/"))
+
+
 class GitReader:
     kind = "code"
 
@@ -69,14 +77,18 @@ class GitReader:
                 detail = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [str(e)]
                 yield Unit(source.name, i, spec.path, error=f"git_unavailable: {detail[0]}", url=spec.path)
                 continue
-            for entry in listing.split(b"\0"):
-                if not entry:
-                    continue
-                info, name = entry.split(b"\t", 1)
+            entries = [entry for entry in listing.split(b"\0") if entry]
+            if not entries:
+                yield Unit(source.name, i, repo, error=f"empty_repo: no file at {source.ref}", url=spec.path)
+            for entry in entries:
+                info, path = entry.split(b"\t", 1)
                 mode, otype, blob, size = info.split()
-                member = name.decode("utf-8", "surrogateescape")
+                member = path.decode("utf-8", "surrogateescape")
                 url = f"{name}/{member}"
-                if otype == b"commit":
+                if unsafe_path(member):
+                    error = "unsafe_path: a '..', '.', empty or '.git' component"
+                    yield Unit(source.name, i, repo, member, error=error, url=url)
+                elif otype == b"commit":
                     yield Unit(source.name, i, repo, member, error="submodule: not followed", url=url)
                 elif mode == b"120000":
                     yield Unit(source.name, i, repo, member, error="symlink: not followed", url=url)

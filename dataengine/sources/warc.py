@@ -1,24 +1,29 @@
 """``warc``: WARC/WET files (Common Crawl style, gzipped or not), local or remote.
 
 HTTP responses become HTML (or plain text) documents; WET ``conversion`` records are text already.  A
-record that cannot be parsed, a truncated gzip member, or a non-200 response is a counted rejection; the
-records before a corrupt one are kept.
+record that cannot be parsed, a truncated gzip member, or a non-200 response is a counted rejection.  After a
+damaged record the reader seeks to the next record start (a gzip member header, or ``WARC/1.``) and goes on,
+so the records before and after it are kept; a file with no record at all is ``empty_file``.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
-from typing import Any
+from typing import IO, Any
 
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 
 from dataengine.config import SourceConfig
 from dataengine.schema import doc_row
-from dataengine.sources.base import Unit, file_units, read_error
-from dataengine.sources.files import open_input
+from dataengine.sources.base import Unit, empty_file, file_units, read_error
+from dataengine.sources.files import open_seekable
 
 TEXT_TYPES = ("text/html", "application/xhtml+xml", "text/plain")
+GZIP_MAGIC = b"\x1f\x8b\x08"
+WARC_MAGIC = b"WARC/1."
+WARC_ERRORS = (ArchiveLoadFailed, OSError, EOFError, ValueError, zlib.error)
 
 
 class WarcReader:
@@ -31,18 +36,55 @@ class WarcReader:
         specs = source.path_specs()
         for unit in units:
             meta = {**specs[unit.spec].meta, "warc": unit.path}
-            n = 0
             try:
-                with open_input(unit.path) as stream:
-                    for record in ArchiveIterator(stream):
-                        row = self._record(record, source, meta, max_bytes)
-                        if row is not None:
-                            n += 1
-                            yield row
-            except (ArchiveLoadFailed, OSError, EOFError, ValueError) as e:
-                reason = "corrupt_gzip" if "gzip" in repr(e).lower() or isinstance(e, EOFError) else "corrupt_warc"
-                where = f"{unit.path}#after-record-{n}"
-                yield read_error(source, meta, where, "html", reason, f"{type(e).__name__}: {e}")
+                stream = open_seekable(unit.path)
+            except OSError as e:
+                yield read_error(source, meta, unit.path, "html", "unreadable", f"{type(e).__name__}: {e}")
+                continue
+            with stream:
+                yield from self._file(stream, unit.path, source, meta, max_bytes)
+
+    def _file(self, stream: IO[bytes], path: str, source: SourceConfig, meta: dict, max_bytes: int) -> Iterator[dict]:
+        """Every record of one file; after a damaged one, resume at the next place a record can start."""
+        magic = GZIP_MAGIC if stream.read(3) == GZIP_MAGIC else WARC_MAGIC
+        pos: int | None = 0
+        records, resyncing = 0, False
+        while pos is not None:
+            stream.seek(pos)
+            it = ArchiveIterator(stream)
+            before = records
+            try:
+                for record in it:
+                    records += 1
+                    resyncing = False
+                    row = self._record(record, source, meta, max_bytes)
+                    if row is not None:
+                        yield row
+                pos = None
+            except WARC_ERRORS as e:
+                bad = it.offset
+                if not (resyncing and records == before):  # a false start while resyncing is not a new error
+                    reason = self._damage(stream, bad, magic, e)
+                    yield read_error(source, meta, f"{path}#offset-{bad}", "html", reason, f"{type(e).__name__}: {e}")
+                    records += 1
+                pos = _next_start(stream, bad + 1, magic)
+                resyncing = True
+        if records == 0:
+            yield empty_file(source, meta, path, "html")
+
+    @staticmethod
+    def _damage(stream: IO[bytes], offset: int, magic: bytes, error: Exception) -> str:
+        """``corrupt_gzip`` when the record's gzip member does not inflate, else ``corrupt_warc``."""
+        if isinstance(error, EOFError):
+            return "corrupt_gzip"
+        if magic != GZIP_MAGIC:
+            return "corrupt_warc"
+        stream.seek(offset)
+        try:
+            zlib.decompressobj(31).decompress(stream.read(1 << 20), 1 << 16)
+        except zlib.error:
+            return "corrupt_gzip"
+        return "corrupt_warc"
 
     def _record(self, record: Any, source: SourceConfig, meta: dict, max_bytes: int) -> dict[str, Any] | None:
         rtype = record.rec_type
@@ -87,3 +129,16 @@ def _truncated(record: Any) -> bool:
     while record.raw_stream.read(1 << 16):
         pass
     return getattr(record.raw_stream, "limit", 0) > 0
+
+
+def _next_start(stream: IO[bytes], start: int, magic: bytes) -> int | None:
+    """The offset of the next ``magic`` at or after ``start`` (read in 1 MiB pieces), or None at the end."""
+    stream.seek(start)
+    pos, tail = start, b""
+    while chunk := stream.read(1 << 20):
+        found = (tail + chunk).find(magic)
+        if found >= 0:
+            return pos - len(tail) + found
+        tail = (tail + chunk)[-(len(magic) - 1) :]
+        pos += len(chunk)
+    return None
