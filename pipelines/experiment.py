@@ -221,6 +221,7 @@ class Experiment:
 
     # -- report -----------------------------------------------------------------------------------------------
     def report(self) -> dict[str, Any]:
+        from dataengine.shards.manifest import write_json_atomic
         from pipelines.experiment_report import analyse, write_html
 
         evals = {
@@ -249,7 +250,7 @@ class Experiment:
             training={run.name: _training_summary(self.runs_dir / run.name) for run in runs},
         )
         result["missing_runs"] = missing
-        (self.root / "experiment.json").write_text(json.dumps(result, indent=2) + "\n")
+        write_json_atomic(self.root / "experiment.json", result)
         write_html(result, self.root)
         self.console.print(f"wrote {self.root / 'experiment.json'} and {self.root / 'report.html'}")
         return result

@@ -118,29 +118,24 @@ def _spread(values: list[float]) -> dict[str, float]:
     return {"mean": float(arr.mean()), "sd": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0, "n": len(arr)}
 
 
-def _summary(per_seed: np.ndarray, metric: str, rng: np.random.Generator) -> dict[str, Any]:
-    draws = _bootstrap(per_seed, rng)
-    seed_means = per_seed.mean(axis=1)
+def _score(seed_means: np.ndarray, draws: np.ndarray, metric: str) -> dict[str, Any]:
+    """Mean over seeds, bootstrap 95% interval, seed spread."""
     return {
         "metric": metric,
         "mean": float(seed_means.mean()),
         "ci95": [float(np.quantile(draws, 0.025)), float(np.quantile(draws, 0.975))],
         "seed_sd": float(seed_means.std(ddof=1)) if len(seed_means) > 1 else 0.0,
         "per_seed": [float(v) for v in seed_means],
-        "items": int(per_seed.shape[1]),
     }
+
+
+def _summary(per_seed: np.ndarray, metric: str, rng: np.random.Generator) -> dict[str, Any]:
+    return _score(per_seed.mean(axis=1), _bootstrap(per_seed, rng), metric) | {"items": int(per_seed.shape[1])}
 
 
 def _composite_summary(parts: list[np.ndarray], metric: str, rng: np.random.Generator) -> dict[str, Any]:
     draws = np.mean([_bootstrap(p, rng) for p in parts], axis=0)
-    seed_means = np.mean([p.mean(axis=1) for p in parts], axis=0)
-    return {
-        "metric": metric,
-        "mean": float(seed_means.mean()),
-        "ci95": [float(np.quantile(draws, 0.025)), float(np.quantile(draws, 0.975))],
-        "seed_sd": float(seed_means.std(ddof=1)) if len(seed_means) > 1 else 0.0,
-        "per_seed": [float(v) for v in seed_means],
-    }
+    return _score(np.mean([p.mean(axis=1) for p in parts], axis=0), draws, metric)
 
 
 def _verdict(diffs: np.ndarray, point: float, spread: float) -> dict[str, Any]:

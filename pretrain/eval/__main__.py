@@ -8,12 +8,12 @@ Scores a checkpoint on a suite (or a list of tasks) by likelihood, prints a tabl
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from dataengine.shards.manifest import write_json_atomic
 from pretrain.eval.scoring import Estimate, composite, evaluate
 from pretrain.eval.suites import SUITES_DIR, Suite, load_suite
 from pretrain.eval.tasks import load_tasks
@@ -107,9 +107,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         report["held_out"] = held_out_bpb(model, args.data, device, seq_len=seq_len)
     report["eval_s"] = round(time.perf_counter() - started, 1)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(report) + "\n", encoding="utf-8")
-    tmp.replace(out)
+    write_json_atomic(out, report)
     return report
 
 

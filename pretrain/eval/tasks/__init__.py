@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dataengine.cache import cache_dir
+from dataengine.shards.manifest import write_json_atomic
 from pretrain.eval.tasks import bigbench, code_exec, gym, humaneval, probes, probes_zh
 from pretrain.eval.tasks.base import Item, Task
 
@@ -67,9 +68,7 @@ def load_task(name: str, n: int | None = None, seed: int = 0) -> Task:
         return Task(**{**data, "items": [Item(**item) for item in data["items"]]})
     task = SINGLES[name](name, n, seed) if name in SINGLES else FAMILIES[family](sub, n, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(dataclasses.asdict(task), ensure_ascii=False), encoding="utf-8")
-    tmp.replace(path)
+    write_json_atomic(path, dataclasses.asdict(task))
     return task
 
 
