@@ -11,7 +11,8 @@ from dataengine.sources.sample import sample_sources
 
 
 def sample_by_name() -> dict[str, SourceConfig]:
-    return {s.name: s for s in sample_sources()}
+    """The sample's sources, web pages as files (``html_dir``)."""
+    return {s.name: s for s in sample_sources(web="files")}
 
 
 def page_paths(source: SourceConfig) -> list[str]:

@@ -47,6 +47,7 @@ class CrawlConfig(Strict):
     scope_hosts: list[str] = Field(default_factory=list)  # scope "list": these hosts (and their subdomains)
     allow: list[str] = Field(default_factory=list)  # host names, IPs or CIDRs exempt from the private-address guard
     connect_to: dict[str, str] = Field(default_factory=dict)  # "host:port" -> "ip:port" (like curl --connect-to)
+    local_sites: dict[str, str] = Field(default_factory=dict)  # host -> directory served on 127.0.0.1 for the crawl
     workers: int | None = Field(default=None, ge=1)  # crawl actors (default: the cluster's CPUs)
     delay: float = Field(default=1.0, ge=0)  # minimum seconds between two requests to one host
     host_concurrency: int = Field(default=1, ge=1)  # requests in flight to one host
@@ -60,6 +61,7 @@ class CrawlConfig(Strict):
     max_body_bytes: int = Field(default=2**20, ge=1)  # longer bodies are truncated (WARC-Truncated: length)
     content_types: list[str] = Field(default_factory=lambda: ["text/html", "application/xhtml+xml", "text/plain"])
     sort_query: bool = False  # normalise ?b=1&a=2 to ?a=2&b=1
+    sitemaps: bool = True  # also queue the pages listed by the sitemaps a host's robots.txt names
     robots_retry_delay: float = Field(default=60.0, ge=0)  # a 5xx robots.txt keeps the host closed this long
     robots_retries: int = Field(default=2, ge=0)  # then its pages fail as crawl:robots_unavailable
 

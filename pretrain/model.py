@@ -170,6 +170,21 @@ class GPT(nn.Module):
         The loss lives inside ``forward`` because DDP and ``torch.compile`` wrap ``forward`` only; targets of -1
         are ignored (loss 0), as padding is.
         """
+        logits = self._head(self._hidden(idx))
+        if targets is None:
+            return logits
+        losses = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-1, reduction="none")
+        return losses.view_as(targets)
+
+    def logits_at(self, idx: torch.Tensor, rows: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+        """Next-token logits ``[N, V]`` (float32) at the positions ``(rows[i], times[i])`` only.
+
+        Evaluation scores a few answer tokens per window: the output head over every position would cost a
+        ``[B, T, V]`` float32 tensor (2 GiB for 16k tokens at a 32k vocabulary) to keep a handful of rows.
+        """
+        return self._head(self._hidden(idx)[rows, times])
+
+    def _hidden(self, idx: torch.Tensor) -> torch.Tensor:
         t = idx.shape[1]
         if t > self.config.seq_len:
             raise ValueError(f"sequence of {t} tokens is longer than the model's seq_len {self.config.seq_len}")
@@ -177,11 +192,10 @@ class GPT(nn.Module):
         x = self.embed(idx)
         for block in self.blocks:
             x = block(x, cos, sin)
-        logits = F.linear(self.norm(x), self.embed.weight).float()
-        if targets is None:
-            return logits
-        losses = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-1, reduction="none")
-        return losses.view_as(targets)
+        return self.norm(x)
+
+    def _head(self, hidden: torch.Tensor) -> torch.Tensor:
+        return F.linear(hidden, self.embed.weight).float()
 
     def token_losses(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Per-token next-token losses in nats ``[B, T]`` (``reduction='none'``): the trainer groups them by source."""

@@ -39,6 +39,7 @@ from pretrain.eval import (
 )
 from pretrain.eval.scoring import encode_pairs, loglikelihoods
 from pretrain.eval.tasks import bigbench
+from pretrain.model import GPT, model_config
 from tests.test_inspect import build_output
 from tokenizer.train import eos_id
 
@@ -366,6 +367,31 @@ def test_long_inputs_are_truncated_and_windowed_without_changing_a_short_context
     humaneval = load_task("humaneval", n=3)
     result = score_task(Uniform(tokenizer.get_vocab_size()), tokenizer, humaneval, seq_len=32)
     assert set(result.metrics) == {"bpb"} and result.metrics["bpb"].value > 1
+
+
+class AllLogits(nn.Module):
+    """The same GPT seen only through ``forward`` (all [B, T, V] logits), as any other module is scored."""
+
+    def __init__(self, gpt: GPT) -> None:
+        super().__init__()
+        self.gpt = gpt
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.gpt(idx)
+
+
+def test_gpt_scores_through_the_head_at_scored_positions_only_with_unchanged_results() -> None:
+    torch.manual_seed(0)
+    gpt = GPT(model_config("debug", vocab_size=300, seq_len=64))
+    rng = np.random.default_rng(0)
+    contexts = [rng.integers(0, 300, n) for n in (5, 40, 90)]
+    continuations = [rng.integers(0, 300, n) for n in (1, 7, 50)]
+    ours = loglikelihoods(gpt, contexts, continuations, seq_len=64, batch_size=2)
+    full = loglikelihoods(AllLogits(gpt), contexts, continuations, seq_len=64, batch_size=2)
+    np.testing.assert_allclose(ours, full, rtol=1e-5)
+    x = torch.from_numpy(rng.integers(0, 300, (2, 10)))
+    rows, times = torch.tensor([0, 1, 1]), torch.tensor([9, 0, 4])
+    torch.testing.assert_close(gpt.logits_at(x, rows, times), gpt(x)[rows, times])
 
 
 def test_bootstrap_interval_contains_the_estimate_and_shrinks_with_items() -> None:

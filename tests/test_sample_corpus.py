@@ -37,7 +37,8 @@ CODE_LANGS = {".py": "python", ".go": "go", ".rs": "rust", ".js": "javascript", 
 
 @pytest.fixture(scope="session")
 def sources() -> list[SourceConfig]:
-    return sample_sources(progress=False)
+    """The corpus with its web pages as files (the build crawls the same files: see tests/test_sitemaps.py)."""
+    return sample_sources(progress=False, web="files")
 
 
 def _files(path: str) -> list[Path]:
@@ -203,7 +204,7 @@ def test_second_call_reuses_the_cache(sources: list[SourceConfig], monkeypatch: 
         raise AssertionError(f"the cached corpus ran {args}")
 
     monkeypatch.setattr(subprocess, "run", no_subprocess)
-    again = sample_sources(progress=False)
+    again = sample_sources(progress=False, web="files")
     assert [s.model_dump() for s in again] == [s.model_dump() for s in sources]
     assert {p: p.stat().st_mtime_ns for p in watched} == before
 

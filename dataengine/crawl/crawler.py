@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import socket
 import time
+from collections import Counter
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from dataengine.config import CrawlConfig
 from dataengine.crawl.frontier import FAILED, SKIPPED, Frontier, Lease
+from dataengine.crawl.site_server import serve_sites
 from dataengine.crawl.store import CrawlStore
 from dataengine.crawl.warcfile import crawl_warcs
 from dataengine.crawl.worker import CrawlWorker
@@ -47,18 +50,29 @@ def read_seeds(path: Path) -> list[str]:
 def crawl(seeds: list[str], out: Path, config: CrawlConfig, console: Console | None = None) -> dict[str, Any]:
     """Crawl from ``seeds`` into ``out`` and return the report; whatever ``out`` already holds is resumed.
 
-    Runs on the caller's Ray (``dataengine.runtime.ray_session``), or starts a local one.
+    Runs on the caller's Ray (``dataengine.runtime.ray_session``), or starts a local one.  The directories of
+    ``config.local_sites`` are served on 127.0.0.1 for the duration (``dataengine.crawl.site_server``).
     """
     if not seeds:
         raise ValueError("no seed URLs to crawl")
     console = console or Console(stderr=True)
+    if config.local_sites:
+        with serve_sites(config.local_sites) as connect_to:
+            served = {"connect_to": {**config.connect_to, **connect_to}, "allow": [*config.allow, "127.0.0.1"]}
+            return _crawl(seeds, out, config.model_copy(update=served), console)
+    return _crawl(seeds, out, config, console)
+
+
+def _crawl(seeds: list[str], out: Path, config: CrawlConfig, console: Console) -> dict[str, Any]:
     ua = user_agent(config)
     info = {"software": ua, "hostname": socket.gethostname(), "format": "WARC File Format 1.1", "robots": "obey"}
     store = CrawlStore(out, info)
     try:
         frontier = Frontier(seeds, config)
         frontier.start(store.logged)
-        if store.logged:
+        if store.logged and frontier.idle():
+            console.print(f"crawl: {out} is complete ({len(store.logged):,} URLs); nothing to fetch")
+        elif store.logged:
             console.print(f"crawl: resuming {out} ({len(store.logged):,} URLs done, {store.trimmed:,} bytes trimmed)")
         start, requests, nbytes = time.perf_counter(), frontier.requests, frontier.bytes
         if not frontier.idle():
@@ -87,7 +101,10 @@ def crawl(seeds: list[str], out: Path, config: CrawlConfig, console: Console | N
 
 def _drive(frontier: Frontier, store: CrawlStore, config: CrawlConfig, ua: str, console: Console) -> None:
     n = config.workers or start_ray()
-    actor = ray.remote(CrawlWorker).options(num_cpus=0, max_concurrency=HOSTS_PER_WORKER, scheduling_strategy="SPREAD")
+    placement: str | NodeAffinitySchedulingStrategy = "SPREAD"
+    if config.local_sites:  # served on this machine's loopback: only workers on this node reach them
+        placement = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    actor = ray.remote(CrawlWorker).options(num_cpus=0, max_concurrency=HOSTS_PER_WORKER, scheduling_strategy=placement)
     workers = [actor.remote(config, ua) for _ in range(n)]
     free = [HOSTS_PER_WORKER] * n
     pending: dict[ray.ObjectRef, tuple[int, Lease]] = {}
@@ -143,6 +160,7 @@ def _by_reason(counts: dict[str, int], status: str) -> dict[str, int]:
 
 def _report(frontier: Frontier, ua: str, out: Path) -> dict[str, Any]:
     counts = frontier.counts
+    sitemaps: Counter[str] = sum((h.sitemaps for h in frontier.hosts.values()), Counter())
     hosts = {}
     for name, host in sorted(frontier.hosts.items()):
         robots = host.robots.status if host.robots else None
@@ -153,6 +171,7 @@ def _report(frontier: Frontier, ua: str, out: Path) -> dict[str, Any]:
             "skipped": _by_reason(host.counts, SKIPPED),
             "bytes": host.bytes,
             "robots_status": f"closed: {host.closed[0]}" if host.closed else robots,
+            "sitemaps": dict(sorted(host.sitemaps.items())),
             "delay_s": host.delay,
         }
     return {
@@ -164,6 +183,7 @@ def _report(frontier: Frontier, ua: str, out: Path) -> dict[str, Any]:
         "failed": _by_reason(counts, FAILED),
         "skipped": _by_reason(counts, SKIPPED),
         "requests": frontier.requests,
+        "sitemaps": dict(sorted(sitemaps.items())),  # this run's: requests for them are not page requests
         "bytes": frontier.bytes,
         "hosts": hosts,
         "warc_files": [p.name for p in crawl_warcs(out)],

@@ -22,6 +22,7 @@ from typing import Any
 
 from dataengine.config import CrawlConfig
 from dataengine.crawl.robots import RobotsTxt
+from dataengine.crawl.sitemaps import SitemapResult
 from dataengine.crawl.urls import MAX_URL, BadUrl, Scope, is_http, normalize, origin, url_key
 
 FETCHED, REDIRECTED, FAILED, SKIPPED = "fetched", "redirected", "failed", "skipped"
@@ -94,6 +95,7 @@ class LeaseResult:
     robots_error: tuple[str, str] | None  # (reason, detail) when robots.txt could not be had
     next_time: float  # when the host may be asked again
     delay: float  # the politeness delay the worker applied
+    sitemaps: SitemapResult | None = None  # what the host's sitemaps listed, when robots.txt was fetched
 
 
 @dataclass
@@ -109,6 +111,7 @@ class HostState:
     closed: tuple[str, str] | None = None  # (reason, detail): robots.txt never came; every URL fails so
     delay: float = 0.0
     counts: Counter[str] = field(default_factory=Counter)
+    sitemaps: Counter[str] = field(default_factory=Counter)  # this run's sitemap requests and URLs found
     bytes: int = 0
 
 
@@ -253,6 +256,11 @@ class Frontier:
         for outcome in result.outcomes:
             self._record(outcome)
             self._follow(outcome)
+        if result.sitemaps is not None:
+            host.sitemaps.update(result.sitemaps.counts)
+            seed = lease.entries[0].seed
+            for url in result.sitemaps.urls:  # one hop from the site's root, like a link on its home page
+                self.discover(url, Entry(url, 1, seed), found_on=f"{result.origin}/robots.txt")
         if result.robots_error:
             host.robots_failures += 1
             if host.robots_failures > self.config.robots_retries:

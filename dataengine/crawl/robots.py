@@ -40,6 +40,10 @@ class RobotsTxt:
     def allows(self, url: str) -> bool:
         return not self.text or _parsed(self.text).can_fetch(url, AGENT)
 
+    def sitemaps(self) -> list[str]:
+        """The ``Sitemap:`` URLs of the file, in file order (they belong to no user-agent group)."""
+        return list(_parsed(self.text).sitemaps) if self.text else []
+
     def delay(self) -> float:
         """Seconds between requests the file asks for (Crawl-delay, or Request-rate as seconds per request)."""
         if not self.text:

@@ -28,6 +28,7 @@ from dataengine.crawl.frontier import (
 from dataengine.crawl.guard import AddressGuard
 from dataengine.crawl.links import extract_links
 from dataengine.crawl.robots import RobotsTxt, RobotsUnavailable, fetch_robots
+from dataengine.crawl.sitemaps import read_sitemaps
 from dataengine.crawl.urls import BadUrl, normalize
 from dataengine.crawl.warcfile import fetch_records
 
@@ -77,7 +78,7 @@ class CrawlWorker:
         """Visit the lease's URLs in order; hand back the rest after about ``LEASE_SECONDS`` of work."""
         clock = self._clock(lease.origin)
         clock.not_before(lease.not_before)
-        robots = lease.robots
+        robots, sitemaps = lease.robots, None
         if robots is None:
             try:
                 robots = fetch_robots(self.fetcher, lease.origin, clock.pace)
@@ -85,6 +86,8 @@ class CrawlWorker:
                 return LeaseResult(lease.origin, [], [], lease.entries, None, (e.reason, e.detail), clock.next_start, 0)
         delay = max(self.config.delay, min(robots.delay(), self.config.max_crawl_delay))
         clock.set_delay(delay)
+        if lease.robots is None and self.config.sitemaps and robots.sitemaps():
+            sitemaps = read_sitemaps(self.fetcher, lease.origin, robots.sitemaps(), clock.pace, self.config.sort_query)
         deadline = time.monotonic() + LEASE_SECONDS
         outcomes: list[Outcome] = []
         records: list[bytes] = []
@@ -96,7 +99,9 @@ class CrawlWorker:
             outcome, record = self._visit(entry, robots, clock)
             outcomes.append(outcome)
             records.append(record)
-        return LeaseResult(lease.origin, outcomes, records, unprocessed, robots, None, clock.next_start, delay)
+        return LeaseResult(
+            lease.origin, outcomes, records, unprocessed, robots, None, clock.next_start, delay, sitemaps
+        )
 
     def _clock(self, origin: str) -> HostClock:
         with self._lock:

@@ -30,6 +30,8 @@ class Unit:
     size: int = -1
     error: str = ""  # "reason: detail" when listing already failed (an unreachable repository, say)
     url: str = ""  # with ``error``: where the failed document came from
+    offset: int = 0  # a byte range of ``path`` (a crawl's WARC file is read in pieces, in parallel)
+    end: int = -1  # -1: to the end of the file
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -15,6 +15,7 @@ in UTF-8 is transcoded with the charset the crawler determined (the HTTP header 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +31,7 @@ from dataengine.crawl.frontier import FETCHED, REDIRECTED
 from dataengine.crawl.store import LOG, read_log
 from dataengine.crawl.warcfile import crawl_warcs
 from dataengine.schema import doc_row
-from dataengine.sources.base import Unit
+from dataengine.sources.base import Unit, read_error
 from dataengine.sources.warc import WarcReader
 
 CRAWL_FIELDS = ("depth", "canonical", "charset", "truncated", "http_status")
@@ -52,8 +53,15 @@ class CrawlReader:
             raise ValueError(f"source {source.name!r} of kind crawl needs a `crawl:` section (contact, limits)")
         out = crawl_dir(source)
         crawl([spec.path for spec in source.path_specs()], out, source.crawl)
+        outcomes, _ = read_log(out)
         for path in crawl_warcs(out):
-            yield Unit(source=source.name, spec=0, path=str(path), member="warc")
+            # One unit per stored page, as html_dir has one per file: the pages of one WARC file are read and
+            # extracted in parallel.  A page's records end where the log says; the first piece holds warcinfo.
+            ends = sorted(o.warc_end for o in outcomes if o.warc == path.name and o.warc_end is not None)
+            if not ends or ends[-1] < path.stat().st_size:
+                ends.append(-1)  # records no log line names (none, after a resume's trim): read, not lost
+            for start, end in zip([0, *ends[:-1]], ends, strict=True):
+                yield Unit(source=source.name, spec=0, path=str(path), member="warc", offset=start, end=end)
         yield Unit(source=source.name, spec=0, path=str(out / LOG), member="log")
 
     def read(self, units: list[Unit], source: SourceConfig, max_bytes: int) -> Iterator[dict[str, Any]]:
@@ -82,10 +90,19 @@ class CrawlReader:
             )
 
     def _stored(self, unit: Unit, source: SourceConfig, specs: list[PathSpec], max_bytes: int) -> Iterator[dict]:
-        """Rows of the warc reader, with the seed's meta and the crawl's metadata record joined by URL."""
-        crawled = _metadata_records(unit.path)
-        bare = source.model_copy(update={"paths": [PathSpec(path=unit.path)]})
-        for row in WarcReader().read([Unit(source=source.name, spec=0, path=unit.path)], bare, max_bytes):
+        """Rows of the warc reader on the unit's piece of a WARC file, with the seed's meta and the crawl's
+        metadata record joined by URL."""
+        try:
+            with open(unit.path, "rb") as f:
+                f.seek(unit.offset)
+                piece = f.read(-1 if unit.end < 0 else unit.end - unit.offset)
+        except OSError as e:
+            meta = {**specs[0].meta, "warc": unit.path}
+            yield read_error(source, meta, unit.path, "html", "unreadable", f"{type(e).__name__}: {e}")
+            return
+        crawled = _metadata_records(piece)
+        name = f"{unit.path}#offset-{unit.offset}"
+        for row in WarcReader().read_stream(io.BytesIO(piece), name, source, {"warc": unit.path}, max_bytes):
             info = crawled.get(row["url"])
             if info is None:  # a read error of the file itself (the warc reader names it)
                 yield row
@@ -112,14 +129,13 @@ class CrawlReader:
             )
 
 
-def _metadata_records(path: str) -> dict[str, dict[str, Any]]:
-    """URL -> the crawl's metadata record (JSON) of each stored response in one WARC file."""
+def _metadata_records(piece: bytes) -> dict[str, dict[str, Any]]:
+    """URL -> the crawl's metadata record (JSON) of each stored response in a piece of a WARC file."""
     found: dict[str, dict[str, Any]] = {}
     try:
-        with open(path, "rb") as f:
-            for record in ArchiveIterator(f):
-                if record.rec_type == "metadata" and record.content_type == "application/json":
-                    found[record.rec_headers.get_header("WARC-Target-URI")] = json.loads(record.content_stream().read())
+        for record in ArchiveIterator(io.BytesIO(piece)):
+            if record.rec_type == "metadata" and record.content_type == "application/json":
+                found[record.rec_headers.get_header("WARC-Target-URI")] = json.loads(record.content_stream().read())
     except (ArchiveLoadFailed, OSError, EOFError, ValueError):
         pass  # the warc reader reads the same file next and counts what is wrong with it
     return found

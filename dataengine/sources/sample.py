@@ -14,6 +14,7 @@ needed) into a cache that later runs reuse:
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -24,14 +25,15 @@ import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import Literal
+from urllib.parse import quote, urlsplit
 
 from pydantic import Field
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from dataengine.cache import cache_dir as default_cache_dir
-from dataengine.config import PACKAGE_ROOT, PathSpec, SourceConfig, Strict, load_yaml, validated
+from dataengine.config import PACKAGE_ROOT, CrawlConfig, PathSpec, SourceConfig, Strict, load_yaml, validated
 from dataengine.shards.writer import sha256_file
 
 SAMPLE_YAML = PACKAGE_ROOT / "pipelines" / "sources" / "sample.yaml"
@@ -44,6 +46,7 @@ FORGES = ("github.com", "gitlab.com", "bitbucket.org", "codeberg.org", "salsa.de
 class WebSite(Strict):
     package: str
     html_root: str
+    index: str = "index.html"  # the site's start page, relative to html_root: where the crawl begins
     license: str | None = None
 
 
@@ -417,11 +420,18 @@ def _node_trees(pkg: _Package) -> list[PathSpec]:
     return specs
 
 
-def sample_sources(cache_dir: Path | None = None, progress: bool = True) -> list[SourceConfig]:
-    """The sample corpus as sources web_en, web_zh (html_dir) and code (source_dir), fetched on first use.
+def sample_sources(
+    cache_dir: Path | None = None, progress: bool = True, web: Literal["crawl", "files"] = "crawl"
+) -> list[SourceConfig]:
+    """The sample corpus as sources web_en, web_zh and code (source_dir), fetched on first use.
 
-    Every document's PathSpec meta names its Debian package, version and license (and, for code, the
-    upstream repository), so the build's manifest and the report can trace each document back.
+    ``web="crawl"`` (the build's default): each documentation site is served on 127.0.0.1 under its own host
+    name (``PACKAGE.sample.local``) and crawled from its start page, link by link and through the sitemap
+    its robots.txt names, into WARC files cached beside the packages; extraction then reads the WARC files
+    as it would a crawl of the internet.  ``web="files"``: the same pages read straight from the unpacked
+    packages (``html_dir``), for tests and benchmarks that need the files.  Every document's meta names its
+    Debian package, version and license (and, for code, the upstream repository), so the manifest and the
+    report can trace each document back.
     """
     spec = load_sample_spec()
     infos = ensure_packages(spec.packages(), cache_dir, progress)
@@ -429,14 +439,24 @@ def sample_sources(cache_dir: Path | None = None, progress: bool = True) -> list
     _write_packages_json(base, infos)
     packages = {name: _Package(base / "root", name, info) for name, info in infos.items()}
 
-    def web(name: str, lang: str, sites: list[WebSite]) -> SourceConfig:
-        paths = []
+    def web_source(name: str, lang: str, sites: list[WebSite]) -> SourceConfig:
+        paths, local_sites = [], {}
         for site in sites:
             pkg = packages[site.package]
             meta = {"package": pkg.name, "version": pkg.version, "license": pkg.license(site.license)}
-            base_url = f"http://{pkg.name}.sample.local/"
-            paths.append(PathSpec(path=str(pkg.subdir(site.html_root)), base_url=base_url, meta=meta))
-        return SourceConfig(name=name, kind="html_dir", lang=lang, paths=paths)
+            host, root = f"{pkg.name}.sample.local", pkg.subdir(site.html_root)
+            if web == "files":
+                paths.append(PathSpec(path=str(root), base_url=f"http://{host}/", meta=meta))
+                continue
+            if not (root / site.index).is_file():
+                raise ValueError(f"{SAMPLE_YAML}: {site.package}: start page {site.index} not found in {root}")
+            paths.append(PathSpec(path=f"http://{host}/{quote(site.index)}", meta=meta))
+            local_sites[host] = str(root)
+        if web == "files":
+            return SourceConfig(name=name, kind="html_dir", lang=lang, paths=paths)
+        return SourceConfig(
+            name=name, kind="crawl", lang=lang, paths=paths, crawl=_sample_crawl(base, name, sites, infos, local_sites)
+        )
 
     code: list[PathSpec] = []
     for tree in spec.code.trees:
@@ -447,7 +467,26 @@ def sample_sources(cache_dir: Path | None = None, progress: bool = True) -> list
         for name in names:
             code.extend(trees_of(packages[name]))
     return [
-        web("web_en", "en", spec.web_en),
-        web("web_zh", "zh", spec.web_zh),
+        web_source("web_en", "en", spec.web_en),
+        web_source("web_zh", "zh", spec.web_zh),
         SourceConfig(name="code", kind="source_dir", paths=code),
     ]
+
+
+def _sample_crawl(
+    base: Path, name: str, sites: list[WebSite], infos: dict[str, dict], local_sites: dict[str, str]
+) -> CrawlConfig:
+    """How the sample's sites are crawled: politely as to any host, but with no delay (the server is ours).
+
+    The crawl directory is keyed by the packages' exact .deb files and start pages, so a new Debian release
+    crawls afresh and an unchanged one reuses (or resumes) the cached crawl.
+    """
+    key = json.dumps([[s.package, infos[s.package]["sha256"], s.html_root, s.index] for s in sites])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return CrawlConfig(
+        contact="sample.local: the embedded sample corpus, served on this machine",
+        out=str(base / "crawl" / f"{name}-{digest}"),
+        delay=0.0,
+        content_types=["text/html", "application/xhtml+xml"],
+        local_sites=local_sites,
+    )

@@ -42,10 +42,13 @@ class WarcReader:
                 yield read_error(source, meta, unit.path, "html", "unreadable", f"{type(e).__name__}: {e}")
                 continue
             with stream:
-                yield from self._file(stream, unit.path, source, meta, max_bytes)
+                yield from self.read_stream(stream, unit.path, source, meta, max_bytes)
 
-    def _file(self, stream: IO[bytes], path: str, source: SourceConfig, meta: dict, max_bytes: int) -> Iterator[dict]:
-        """Every record of one file; after a damaged one, resume at the next place a record can start."""
+    def read_stream(
+        self, stream: IO[bytes], path: str, source: SourceConfig, meta: dict, max_bytes: int
+    ) -> Iterator[dict]:
+        """Every record of one file (or a piece of one cut at record starts); after a damaged record, resume at
+        the next place a record can start."""
         magic = GZIP_MAGIC if stream.read(3) == GZIP_MAGIC else WARC_MAGIC
         pos: int | None = 0
         records, resyncing = 0, False

@@ -42,7 +42,7 @@ from torch import nn
 
 from pretrain.eval.tasks.base import Task
 
-MAX_BATCH_TOKENS = 16384  # model input tokens per forward pass: float32 logits of 16k x 32k vocab are 2 GiB
+MAX_BATCH_TOKENS = 16384  # model input tokens per forward pass (a module without logits_at gives all their logits)
 N_BOOT = 1000
 LN2 = math.log(2)
 PER_ITEM = ("p_norm", "p_norm_skill", "acc_norm", "bpb", "bits", "bytes")  # per-item arrays written to JSON
@@ -176,8 +176,12 @@ def loglikelihoods(
             index = torch.from_numpy(np.stack([np.concatenate(rows), np.concatenate(times), np.concatenate(targets)]))
             index = index.to(device, non_blocking=True)
             with autocast:
-                logits = model(torch.from_numpy(x).to(device, non_blocking=True))
-            logp = F.log_softmax(logits[index[0], index[1]].float(), dim=-1)
+                x_dev = torch.from_numpy(x).to(device, non_blocking=True)
+                if hasattr(model, "logits_at"):  # our GPT: the output head at the scored positions only
+                    logits = model.logits_at(x_dev, index[0], index[1])
+                else:  # any module whose forward gives [B, T, V] logits
+                    logits = model(x_dev)[index[0], index[1]]
+            logp = F.log_softmax(logits.float(), dim=-1)
             scored.append(logp.gather(1, index[2][:, None])[:, 0])  # stays on the device: no sync per batch
         if scored:
             np.add.at(totals, np.concatenate(owners), torch.cat(scored).double().cpu().numpy())
