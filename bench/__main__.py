@@ -8,7 +8,7 @@ import sys
 
 from bench.harness import report
 
-BENCHMARKS = ["tokenize", "build", "crawl", "dedup", "loader", "tokenizer_metrics"]
+BENCHMARKS = ["tokenize", "build", "crawl", "dedup", "loader", "tokenizer_metrics", "langid", "filters"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,6 +28,7 @@ DOC_SCHEMA = pa.schema(
         pa.field("text", pa.string()),
         pa.field("lang", pa.string()),
         pa.field("lang_score", pa.float32()),  # language-ID confidence (text sources)
+        pa.field("quality_score", pa.float32()),  # P(well-edited prose) of the quality model (en, zh text)
         pa.field("meta", pa.string()),
         pa.field("n_bytes", pa.int64()),  # size of the input as read (raw bytes or UTF-8 text)
         pa.field("reject", pa.string()),
@@ -80,6 +81,7 @@ def doc_row(
         "text": text,
         "lang": lang,
         "lang_score": None,
+        "quality_score": None,
         "meta": json.dumps(meta or {}, ensure_ascii=False, sort_keys=True),
         "n_bytes": len(content),
         "reject": reject,

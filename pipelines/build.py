@@ -30,7 +30,7 @@ from rich.console import Console
 from rich.table import Table
 from tokenizers import Tokenizer
 
-from dataengine.config import MixConfig, SourceConfig, load_mix, load_sources
+from dataengine.config import QUALITY_LANGS, MixConfig, SourceConfig, load_mix, load_sources
 from dataengine.dedup.exact import find_duplicates, mark_duplicates
 from dataengine.dedup.near import near_dedup
 from dataengine.extract import extract_batch
@@ -39,9 +39,12 @@ from dataengine.filters.decontam import REASON as DECONTAM_REASON
 from dataengine.filters.decontam import STAGE as DECONTAM_STAGE
 from dataengine.filters.decontam import build_index, decontaminate_batch
 from dataengine.filters.langid import STAGE as LANGID_STAGE
-from dataengine.filters.langid import LangIdStage
+from dataengine.filters.langid import LangIdTagger, expected_languages, langid_decide
 from dataengine.filters.lid_train import default_model
 from dataengine.filters.pii import redact_batch
+from dataengine.filters.quality_model import STAGE as QUALITY_STAGE
+from dataengine.filters.quality_model import QualityTagger, quality_decide, quality_summary
+from dataengine.filters.quality_model import default_model as default_quality_model
 from dataengine.mix.plan import MixPlan, is_held_out, order_key, plan_mix
 from dataengine.report.funnel import KEPT, SourceFunnel, batch_counts, check_balance, sum_counts
 from dataengine.report.render import write_report
@@ -54,10 +57,13 @@ from dataengine.tokenize import TokenizeStage
 from tokenizer.train import eos_id, train
 
 HELD_OUT = "held_out"
-STAGE_ORDER = ["crawl", "read", "extract", LANGID_STAGE]
+STAGE_ORDER = ["crawl", "read", "extract", LANGID_STAGE, QUALITY_STAGE]
 CLEANED_META = "cleaned.json"
-PRIVATE_STAGES = ".stages"  # an output's own stage cache, removed when the build completes
-STAGE_CACHE_VERSION = 1  # bump when a cached stage's code changes what it produces
+TAGGED_META = "tagged.json"
+PRIVATE_STAGES = ".stages"  # an output's own stage cache: its cleaned-* entries go when the build completes
+REPORT_EXAMPLES = 3  # rejected documents per (source, reason), kept per source, shown in report.html
+REPORT_EXAMPLE_CHARS = 400
+STAGE_CACHE_VERSION = 3  # bump when a cached stage's code changes what it produces
 
 
 @dataclass
@@ -83,7 +89,8 @@ class Build:
         stage_cache: Path | None = None,
         resume: bool = False,
     ) -> None:
-        self.mix, self.sources, self.out, self.cpus = mix, sources, out, cpus
+        self.mix, self.out, self.cpus = mix, out, cpus
+        self.sources = with_mix_licenses(sources, mix.licenses)
         self.tokenizer_path = tokenizer
         # without a shared cache, the stages are kept inside the output until the build completes: --resume
         self.private_cache = stage_cache is None
@@ -126,15 +133,19 @@ class Build:
             for name, removed in cleaned.lines_removed.items():
                 funnel[name].lines_removed = removed
             check_balance(funnel)
-            self._write_rejects_sample(docs)
+            examples = self._write_examples(docs)
             manifest = self._manifest(shards, held_out, plan, tokenizer_json)
             report = self._report(funnel, plan, time.perf_counter() - start)
             report["decontamination"] = cleaned.decontamination
             report["stage_cache"] = cleaned.cache
+            report["examples"] = examples
+            scores = docs.select_columns(["source", "quality_score", "reject"]).to_arrow_refs()
+            report["quality_scores"] = quality_summary(pa.concat_tables(ray.get(scores)))
             write_report(self.out, report)
             write_manifest(self.out, manifest)  # last: its presence marks a complete build
-        if self.private_cache:
-            shutil.rmtree(self.stage_cache, ignore_errors=True)
+        if self.private_cache:  # the tags stay: a rebuild with other thresholds starts from them
+            for entry in self.stage_cache.glob("cleaned-*"):
+                shutil.rmtree(entry, ignore_errors=True)
         self._print_summary(report)
         return report
 
@@ -151,8 +162,9 @@ class Build:
                 docs = ray.data.read_parquet(str(cached / "docs")).materialize()
             self.console.print(f"reused the cleaned documents of {cached}")
             return docs, Cleaned(meta["lines_removed"], meta["decontamination"], {"hit": True, "key": cached.name})
-        with self._step("read+extract+filter"):
-            docs = self._filtered_documents()
+        tagged = self._tagged_documents()
+        with self._step("filter"):
+            docs = self._filtered_documents(tagged)
         with self._step("exact_dedup"):
             if self.pipe.exact_dedup:
                 duplicates = find_duplicates(docs)
@@ -169,17 +181,44 @@ class Build:
             write_json_atomic(cached / CLEANED_META, meta)  # last: marks the cache entry complete
         return docs, cleaned
 
-    def _stage_cache_dir(self) -> Path:
-        """The cache entry of the mix-independent stages, named by a hash of everything that changes them."""
+    def _tagged_documents(self) -> ray.data.Dataset:
+        """Every document read, extracted and tagged by the models (language, quality): no threshold yet.
+
+        Tag first, threshold later: this level of the stage cache depends on the sources, the read limits and
+        the models only, so a build that changes a filter threshold, a dedup or decontamination setting reads
+        it back instead of extracting and running the models again.  It stays in the output's private cache
+        after the build (``OUT/.stages/tagged-*``) for that reason.
+        """
+        models = {lang: sha256_file(path) for lang, path in self.quality_models.items()}
+        cached = self._stage_cache_dir("tagged", {"max_file_bytes": self.pipe.max_file_bytes, "quality": models})
+        if (cached / TAGGED_META).exists():
+            with self._step("tagged documents (stage cache)"):
+                docs = ray.data.read_parquet(str(cached / "docs")).materialize()
+            self.console.print(f"reused the tagged documents of {cached}")
+            return docs
+        with self._step("read+extract+tag"):
+            docs = self._read_and_tag()
+        with self._step("stage cache write (tags)"):
+            shutil.rmtree(cached, ignore_errors=True)
+            docs.write_parquet(str(cached / "docs"))
+            write_json_atomic(cached / TAGGED_META, {"docs": docs.count()})  # last: marks the entry complete
+        return docs
+
+    def _stage_cache_dir(self, level: str = "cleaned", settings: dict[str, Any] | None = None) -> Path:
+        """A cache entry of the mix-independent stages, named by a hash of everything that changes them.
+
+        ``cleaned`` depends on the whole pipeline section; ``tagged`` only on the ``settings`` given.
+        """
         ignored = {"vocab_size", "tokenizer_sample_bytes", "shard_tokens", "rejects_sample_per_reason", "batch_size"}
         key = {
             "version": STAGE_CACHE_VERSION,
-            "sources": [s.model_dump(mode="json") for s in self.sources],
-            "pipeline": self.pipe.model_dump(mode="json", exclude=ignored),
+            # a licence choice is a threshold: the tags do not depend on it
+            "sources": [s.model_dump(mode="json", exclude={"licenses"} if settings else None) for s in self.sources],
+            "pipeline": settings if settings is not None else self.pipe.model_dump(mode="json", exclude=ignored),
             "lid_model": sha256_file(self.lid_model) if self.pipe.langid.enabled else None,
         }
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
-        return self.stage_cache / f"cleaned-{digest}"
+        return self.stage_cache / f"{level}-{digest}"
 
     def _decontaminate(self, docs: ray.data.Dataset) -> tuple[ray.data.Dataset, dict[str, Any]]:
         """Reject documents holding an evaluation item of the configured suite; report items and drops per task."""
@@ -204,7 +243,8 @@ class Build:
             "docs_dropped": dict(sorted(dropped.items())),
         }
 
-    def _filtered_documents(self) -> ray.data.Dataset:
+    def _read_and_tag(self) -> ray.data.Dataset:
+        """Read every unit, extract text, and tag each text document's language and quality (the models' work)."""
         units = list_units(self.sources)
         if not units:
             raise ValueError("the sources list no input files")
@@ -227,15 +267,38 @@ class Build:
         )
         if self.pipe.langid.enabled:
             ds = ds.map_batches(
-                LangIdStage,
-                fn_constructor_kwargs={
-                    "model_path": str(self.lid_model),
-                    "sources": self.sources,
-                    "min_score": self.pipe.langid.min_score,
-                },
+                LangIdTagger,
+                fn_constructor_kwargs={"model_path": str(self.lid_model), "sources": self.sources},
                 batch_format="pyarrow",
                 batch_size=self.pipe.batch_size,
                 compute=ray.data.ActorPoolStrategy(size=self.cpus),
+            )
+        if self.quality_models:
+            ds = ds.map_batches(
+                QualityTagger,
+                fn_constructor_kwargs={"model_paths": {lang: str(p) for lang, p in self.quality_models.items()}},
+                batch_format="pyarrow",
+                batch_size=self.pipe.batch_size,
+                compute=ray.data.ActorPoolStrategy(size=self.cpus),
+            )
+        return ds.materialize()
+
+    def _filtered_documents(self, tagged: ray.data.Dataset) -> ray.data.Dataset:
+        """The thresholds: language and quality-score decisions, quality rules, then PII redaction of what is kept."""
+        ds = tagged
+        if self.pipe.langid.enabled:
+            ds = ds.map_batches(
+                langid_decide,
+                fn_kwargs={"expected": expected_languages(self.sources), "min_score": self.pipe.langid.min_score},
+                batch_format="pyarrow",
+                batch_size=self.pipe.batch_size,
+            )
+        if self.quality_models and self.pipe.quality_model.min_score:
+            ds = ds.map_batches(
+                quality_decide,
+                fn_kwargs={"min_score": self.pipe.quality_model.min_score},
+                batch_format="pyarrow",
+                batch_size=self.pipe.batch_size,
             )
         ds = ds.map_batches(
             QualityStage,
@@ -252,6 +315,16 @@ class Build:
                 compute=ray.data.TaskPoolStrategy(size=self.cpus),
             )
         return ds.materialize()
+
+    @cached_property
+    def quality_models(self) -> dict[str, Path]:
+        """The quality classifier of each text language the sources hold (trained into the cache on first use)."""
+        if not self.pipe.quality_model.enabled:
+            return {}
+        langs = sorted({s.lang.split("-", 1)[0] for s in self.sources if s.lang} & set(QUALITY_LANGS))
+        if langs:
+            self.console.print(f"quality model: the project's fastText classifiers for {', '.join(langs)}")
+        return {lang: default_quality_model(lang) for lang in langs}
 
     @cached_property
     def lid_model(self) -> Path:
@@ -353,6 +426,10 @@ class Build:
         languages = docs.map_batches(_language_counts, batch_format="pyarrow").take_all()
         for (source, lang), (n, nbytes, tokens) in sum_counts(languages).items():
             funnel[source].languages[lang] = {"docs": n, "bytes": nbytes, "tokens": tokens}
+        code = [s.name for s in self.sources if s.filter_domain == "code"]
+        licenses = docs.map_batches(_license_counts, fn_kwargs={"sources": code}, batch_format="pyarrow").take_all()
+        for (source, spdx), (n, nbytes, tokens) in sum_counts(licenses).items():
+            funnel[source].licenses[spdx] = {"docs": n, "bytes": nbytes, "tokens": tokens}
         for (source, _), (n, _, tokens) in held.items():
             funnel[source].held_out_docs += n
             funnel[source].held_out_tokens += tokens
@@ -371,23 +448,30 @@ class Build:
                 f.epochs = round(src_plan.epochs, 4)
         return funnel
 
-    def _write_rejects_sample(self, docs: ray.data.Dataset) -> None:
-        """A few rejected documents per (source, reason), chosen by hash so the sample is stable."""
+    def _write_examples(self, docs: ray.data.Dataset) -> dict[str, Any]:
+        """A few rejected documents per (source, reason) and a few kept ones per source, chosen by hash so the
+        sample is stable: ``rejects/sample.jsonl`` and ``rejects/kept.jsonl`` in full (2,000 characters), and
+        short excerpts for the report, which shows each rule's rejections beside documents it kept."""
         per_reason = self.pipe.rejects_sample_per_reason
-        keys = docs.map_batches(_reject_keys, batch_format="pyarrow").take_all()
-        groups: dict[tuple[str, str], list[tuple[int, str]]] = {}
+        keys = docs.map_batches(_outcome_keys, batch_format="pyarrow").take_all()
+        groups: dict[tuple[str, str | None], list[tuple[int, str]]] = {}
         for row in keys:
             groups.setdefault((row["source"], row["reject"]), []).append((stable_hash("sample", row["id"]), row["id"]))
         chosen = {i for g in groups.values() for _, i in sorted(g)[:per_reason]}
-        sample = docs.map_batches(_rejected_rows, fn_kwargs={"ids": chosen}, batch_format="pyarrow").take_all()
-        sample.sort(key=lambda r: (r["source"], r["reject"], r["id"]))
+        sample = docs.map_batches(_sample_rows, fn_kwargs={"ids": chosen}, batch_format="pyarrow").take_all()
+        sample.sort(key=lambda r: (r["source"], r["reject"] or "", stable_hash("sample", r["id"])))
         (self.out / "rejects").mkdir(exist_ok=True)
-        path = self.out / "rejects" / "sample.jsonl"
-        tmp = path.with_name(".sample.jsonl.tmp")
-        with tmp.open("w", encoding="utf-8") as f:
-            for row in sample:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        tmp.replace(path)
+        rejected = [r for r in sample if r["reject"] is not None]
+        _write_jsonl(self.out / "rejects" / "sample.jsonl", rejected)
+        _write_jsonl(self.out / "rejects" / "kept.jsonl", [r for r in sample if r["reject"] is None])
+        examples: dict[str, Any] = {}
+        for row in sample:
+            entry = examples.setdefault(row["source"], {"kept": [], "rejected": {}})
+            side = entry["kept"] if row["reject"] is None else entry["rejected"].setdefault(row["reject"], [])
+            if len(side) < REPORT_EXAMPLES:
+                side.append({"id": row["id"], "url": row["url"], "detail": row["reject_detail"],
+                             "text": row["text"][:REPORT_EXAMPLE_CHARS]})  # fmt: skip
+        return examples
 
     def _manifest(self, shards: list[dict], held_out: list[dict], plan: MixPlan, tokenizer_json: str) -> dict[str, Any]:
         tok_path = self.out / "tokenizer.json"
@@ -561,6 +645,14 @@ def _language_counts(table: pa.Table) -> pa.Table:
     return batch_counts(_kept(table), by="lang")
 
 
+def _license_counts(table: pa.Table, sources: list[str]) -> pa.Table:
+    """Kept code documents by the SPDX licence their reader put in meta (``NOASSERTION`` when none)."""
+    kept = _kept(table)
+    kept = kept.filter(pc.is_in(kept["source"], pa.array(sources, pa.string())))
+    spdx = [json.loads(m or "{}").get("license") or "NOASSERTION" for m in kept["meta"].to_pylist()]
+    return batch_counts(set_column(kept, "license", pa.array(spdx, pa.string())), by="license")
+
+
 def _held_out_counts(table: pa.Table, held_out: float) -> pa.Table:
     kept = _kept(table)
     return batch_counts(kept.filter(pa.array(_split_mask(kept, held_out), pa.bool_())))
@@ -608,17 +700,35 @@ def _expand_copies(table: pa.Table, copies: dict[str, list[int]], seed: int) -> 
             "tokens": pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(values, tokens.type.value_type)),
             "source": table["source"].take(picked),
             "id": table["id"].take(picked),
+            "lang": table["lang"].take(picked),
             "order": pa.array(orders, pa.int64()),
         }
     )
 
 
-def _reject_keys(table: pa.Table) -> pa.Table:
-    rejected = table.filter(pc.invert(pc.is_null(table["reject"])))
-    return rejected.select(["id", "source", "reject"])
+def with_mix_licenses(sources: list[SourceConfig], licenses: str | list[str] | None) -> list[SourceConfig]:
+    """The mix's ``licenses:`` given to every code source that sets none of its own."""
+    if not licenses:
+        return sources
+    return [
+        s.model_copy(update={"licenses": licenses}) if s.filter_domain == "code" and not s.licenses else s
+        for s in sources
+    ]
 
 
-def _rejected_rows(table: pa.Table, ids: set[str]) -> pa.Table:
+def _outcome_keys(table: pa.Table) -> pa.Table:
+    return table.select(["id", "source", "reject"])
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+def _sample_rows(table: pa.Table, ids: set[str]) -> pa.Table:
     chosen = table.filter(pa.array([i in ids for i in table["id"].to_pylist()], pa.bool_()))
     text = pc.utf8_slice_codeunits(pc.fill_null(chosen["text"], ""), 0, 2000)
     return pa.table(

@@ -6,9 +6,10 @@ and ``torch.compile`` on CUDA), logging, held-out evaluation and checkpoints.
 
 The run directory (``--out``, default ``runs/<data>-<model>-s<seed>``) holds
 
-* ``metrics.jsonl``: a ``start`` record, ``train`` records every ``--log-every`` steps (loss overall and per source,
-  lr, grad norm, tokens/s, MFU), ``eval`` records (held-out bits per byte per source and per language) every
-  ``--eval-every`` steps and at the end, and a final ``summary`` record (also written to ``summary.json``);
+* ``metrics.jsonl``: a ``start`` record, ``train`` records every ``--log-every`` steps (loss overall, per source
+  and per ``source/language`` such as ``code/python`` or ``web_en/en``; lr, grad norm, tokens/s, MFU), ``eval``
+  records (held-out bits per byte per source and per language) every ``--eval-every`` steps and at the end, and a
+  final ``summary`` record (also written to ``summary.json``);
 * ``ckpt.pt``: one checkpoint, replaced atomically every ``--ckpt-every`` steps and at the end (so at the end it
   is the final model); ``--keep-checkpoints N`` also keeps the newest N of them as ``ckpt-<step>.pt``.
 
@@ -333,7 +334,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device) -> dic
     train_model: torch.nn.Module = torch.compile(model) if use_compile else model
     if world > 1:
         train_model = DistributedDataParallel(train_model, device_ids=[device.index] if device.type == "cuda" else None)
-    sources = loader.dataset.sources
+    sources, langs = loader.packed.sources, loader.packed.langs
     flops_per_token = model.flops_per_token(cfg.seq_len)
     peak = peak_flops(device)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
@@ -407,10 +408,11 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device) -> dic
         log_now = (step + 1) % cfg.log_every == 0 or step + 1 == total_steps  # not at --stop-at: as uninterrupted
         step_loss = torch.zeros((), device=device)
         by_source = torch.zeros(2, len(sources), dtype=torch.float64, device=device)  # summed loss, tokens
+        by_lang = torch.zeros(2, len(sources) * len(langs), dtype=torch.float64, device=device)  # (source, lang)
         for micro in range(cfg.grad_accum):
-            batch = next(batches)
-            tokens = batch["tokens"].to(device, non_blocking=True)
-            source = batch["sources"][:, 1:].to(device, non_blocking=True)  # the source of each target token
+            batch = next(batches)  # compact dtypes cross to the device, widened there
+            tokens = batch["tokens"].to(device, non_blocking=True).long()
+            source = batch["sources"][:, 1:].to(device, non_blocking=True).long()  # the source of each target token
             x, y = tokens[:, :-1], tokens[:, 1:].masked_fill(source < 0, -1)  # -1: padding, ignored
             if world > 1:  # all-reduce gradients only on the last micro-batch
                 train_model.require_backward_grad_sync = micro == cfg.grad_accum - 1
@@ -424,6 +426,11 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device) -> dic
                 ids = source[real]
                 by_source[0].index_add_(0, ids, losses.detach()[real].double())
                 by_source[1].index_add_(0, ids, torch.ones_like(ids, dtype=torch.float64))
+                lang = batch["langs"][:, 1:].to(device, non_blocking=True).long()  # -1: none or padding
+                tagged = real & (lang >= 0)
+                pairs = source[tagged] * len(langs) + lang[tagged]
+                by_lang[0].index_add_(0, pairs, losses.detach()[tagged].double())
+                by_lang[1].index_add_(0, pairs, torch.ones_like(pairs, dtype=torch.float64))
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or math.inf)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
@@ -435,17 +442,21 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device) -> dic
             if world > 1:
                 dist.all_reduce(step_loss)
                 dist.all_reduce(by_source)
+                dist.all_reduce(by_lang)
                 step_loss /= world
             now = clock.now()
             tokens_per_s = (step - last_log[1]) * tokens_per_step / max(now - last_log[0], 1e-9)
             last_log = (now, step)
             sums, counts = by_source.tolist()
+            lang_sums, lang_counts = by_lang.tolist()
+            pair_names = [f"{s}/{lang}" for s in sources for lang in langs]
             last_train = {
                 "kind": "train",
                 "step": step,
                 "tokens": step * tokens_per_step,
                 "loss": step_loss.item(),
                 "loss_by_source": {s: sums[i] / counts[i] for i, s in enumerate(sources) if counts[i]},
+                "loss_by_lang": {n: lang_sums[i] / lang_counts[i] for i, n in enumerate(pair_names) if lang_counts[i]},
                 "lr": lr,
                 "grad_norm": grad_norm.item(),
                 "tokens_per_s": tokens_per_s,

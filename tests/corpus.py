@@ -66,13 +66,31 @@ def english_pages() -> list[tuple[str, str]]:
     return pages
 
 
+# Notes of the jsonl source: plain text on another subject, so that near-dedup keeps them apart from the pages.
+NOTE_SENTENCES = [
+    "今天早上下了一场小雨，空气变得格外清新。",
+    "公园里的老人在湖边打太极拳，动作缓慢而有力。",
+    "图书馆新到了一批关于历史和地理的书籍。",
+    "周末我们计划去郊外爬山，顺便拍一些照片。",
+    "厨房里飘出饺子的香味，全家人围坐在桌旁。",
+    "地铁站的人流在晚高峰时达到了一天中的顶点。",
+]
+
+
 def chinese_pages(n: int) -> list[tuple[str, str]]:
+    """Pages of six different sentences: no page repeats one (that is spam to the filters), and two pages share
+    half their sentences on average, so that most are not near-duplicates of each other."""
     rng = random.Random(7)
     pages = []
     for i in range(n):
-        paras = ["".join(rng.sample(ZH_SENTENCES, 6)) for _ in range(4)]
-        pages.append((f"zh-{i:03d}.html", _page(f"中文文档 {i}", paras)))
+        chosen = rng.sample(ZH_SENTENCES, 6)
+        pages.append((f"zh-{i:03d}.html", _page(f"中文文档 {i}", ["".join(chosen[:3]), "".join(chosen[3:])])))
     return pages
+
+
+def chinese_notes(n: int) -> list[str]:
+    rng = random.Random(8)
+    return ["\n".join(rng.sample(NOTE_SENTENCES, len(NOTE_SENTENCES))) for _ in range(n)]
 
 
 def _warc(path: Path, records: list[tuple[str, str, str, bytes]]) -> None:
@@ -138,7 +156,7 @@ def make_corpus(root: Path) -> Path:
     (root / "warc" / "crawl-01.warc.gz").write_bytes(good[: len(good) // 2])  # truncated mid-record
 
     (root / "jsonl").mkdir()
-    lines = [json.dumps({"content": t, "url": f"http://notes.test/{i}"}) for i, (_, t) in enumerate(chinese_pages(3))]
+    lines = [json.dumps({"content": t, "url": f"http://notes.test/{i}"}) for i, t in enumerate(chinese_notes(3))]
     lines += ["{not json", json.dumps({"title": "no content field"})]
     (root / "jsonl" / "notes.jsonl.gz").write_bytes(gzip.compress("\n".join(lines).encode()))
     (root / "jsonl" / "broken.jsonl.gz").write_bytes(gzip.compress(b'{"content": "x"}\n' * 50)[:40])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+import yaml
 from tokenizers import Tokenizer
 
 from dataengine.config import load_mix, load_sources
@@ -68,6 +70,12 @@ def test_every_document_is_accounted_for(built: tuple[Path, dict]) -> None:
     assert (out / "report.html").exists() and (out / "funnel.png").read_bytes()[:4] == b"\x89PNG"
     samples = [json.loads(line) for line in (out / "rejects" / "sample.jsonl").read_text().splitlines()]
     assert {s["reject"] for s in samples} == {r for r in seen if not r.startswith("mix:")}  # mix drops are whole docs
+    kept = [json.loads(line) for line in (out / "rejects" / "kept.jsonl").read_text().splitlines()]
+    assert kept and all(k["reject"] is None for k in kept)
+    for name, examples in on_disk["examples"].items():  # the report shows each rejection beside kept documents
+        assert set(examples["rejected"]) <= set(on_disk["sources"][name]["rejected"]), name
+        assert all(len(e["text"]) <= 400 for docs in examples["rejected"].values() for e in docs)
+    assert "Rejected beside kept: code" in (out / "report.html").read_text(encoding="utf-8")
 
 
 def test_mix_shares_and_held_out_slice(built: tuple[Path, dict]) -> None:
@@ -109,7 +117,7 @@ def test_shards_load_in_hf_datasets(built: tuple[Path, dict]) -> None:
     out, _ = built
     manifest = json.loads((out / "manifest.json").read_text())
     ds = datasets.Dataset.from_file(str(out / manifest["shards"][0]["path"]))
-    assert ds.num_rows == manifest["shards"][0]["rows"] and set(ds.column_names) == {"tokens", "source", "id"}
+    assert ds.num_rows == manifest["shards"][0]["rows"] and set(ds.column_names) == {"tokens", "source", "id", "lang"}
 
 
 def test_same_bytes_with_one_or_two_workers(corpus: Path, built: tuple[Path, dict], tmp_path: Path) -> None:
@@ -144,9 +152,26 @@ def test_interrupted_build_is_refused_then_resumed_to_the_same_bytes(
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     assert report["stage_cache"]["hit"] is True
-    assert "read+extract+filter" not in report["timings_s"]  # the cleaned stages were not recomputed
+    assert "read+extract+tag" not in report["timings_s"] and "filter" not in report["timings_s"]  # not recomputed
     assert digests(out) == digests(built[0])
-    assert not (out / ".stages").exists()  # a completed build drops its private stage cache
+    assert not list(out.glob(".stages/cleaned-*"))  # a completed build drops its cleaned stage cache...
+    assert len(list(out.glob(".stages/tagged-*/tagged.json"))) == 1  # ...and keeps the models' tags
+
+
+def test_a_new_threshold_rebuilds_from_the_cached_tags(corpus: Path, built: tuple[Path, dict], tmp_path: Path):
+    """Tag first, threshold later: a stricter language score reruns the decisions, not extraction or the model."""
+    first = built[1]
+    out = tmp_path / "testmix"
+    shutil.copytree(built[0], out)  # the same output, with the tags its build kept in .stages/
+    strict = {**yaml.safe_load(write_mix(tmp_path, corpus).read_text())["pipeline"], "langid": {"min_score": 0.999}}
+    mix = load_mix(str(write_mix(tmp_path, corpus, pipeline=strict)))
+    report = Build(mix, load_sources(mix.sources), out, cpus=2).run()
+    assert "tagged documents (stage cache)" in report["timings_s"] and "read+extract+tag" not in report["timings_s"]
+    assert report["stage_cache"]["hit"] is False  # the cleaned stages depend on the threshold: recomputed
+    low = sum(f["rejected"].get("langid:low_score", 0) for f in report["sources"].values())
+    assert low > 0 and not any("langid:low_score" in f["rejected"] for f in first["sources"].values())
+    for name, f in report["sources"].items():  # same documents in: only decisions moved
+        assert f["docs_in"] == first["sources"][name]["docs_in"], name
 
 
 def test_full_or_unwritable_output_is_a_clear_error_and_never_looks_complete(corpus: Path, tmp_path: Path) -> None:

@@ -31,6 +31,9 @@ def test_default_build_as_the_readme_runs_it(tmp_path: Path) -> None:
     assert src["code"]["bytes_in"] >= 50e6
     code_langs = {lang for lang, c in src["code"]["languages"].items() if c["docs"] >= 20}
     assert {"python", "go", "rust", "c", "javascript"} <= code_langs
+    licences = src["code"]["licenses"]  # from the packages' Debian copyright files, as SPDX
+    assert {"MIT", "PSF-2.0"} <= set(licences) and "NOASSERTION" not in licences
+    assert set(report["quality_scores"]) >= {"web_en", "web_zh"}  # every kept English/Chinese page has a score
     for name, f in src.items():
         assert f["docs_in"] == f["docs_out"] + f["held_out_docs"] + sum(f["rejected"].values()), name
         assert f["tokens_out"] > 0

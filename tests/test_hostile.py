@@ -75,7 +75,7 @@ EXPECTED: dict[str, dict[str, int]] = {
     "code_utf16_no_bom": {KEPT: 1},
     "code_crlf": {KEPT: 1},
     "code_nul_bytes": {"extract:binary": 1},
-    "code_minified_js": {"code_lines:max_line_length": 1},
+    "code_minified_js": {"code_files:minified": 1},
     "code_200mb_line": {"read:too_large": 1},
     "code_symlink_outside": {"read:symlink": 1},
     "code_symlink_loop": {"read:symlink": 3},

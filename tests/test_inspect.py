@@ -38,6 +38,13 @@ def _texts() -> dict[str, list[str]]:
     return {"code": code, "web_en": web_en[:120], "web_zh": web_zh}
 
 
+def _lang(source: str, i: int) -> str | None:
+    """Languages as a build tags them: code by file type, text by language ID (which can say nothing)."""
+    if source == "code":
+        return ("python", "c")[i % 5 == 0]
+    return None if i % 7 == 3 else source.removeprefix("web_")
+
+
 def build_output(
     out: Path, only: tuple[str, ...] = tuple(SHARE), n_shards: int = 4
 ) -> dict[str, list[tuple[str, str]]]:
@@ -53,7 +60,9 @@ def build_output(
     def table(source: str, lo: int, hi: int | None, text: bool) -> pa.Table:
         chosen = docs[source][lo:hi]
         cols = {"tokens": tokens[source][lo:hi], "source": [source] * len(chosen), "id": [i for i, _ in chosen]}
-        return pa.table({**cols, "text": [t for _, t in chosen]} if text else cols)
+        if text:  # held-out files: their languages are left to the writer (null), as tests of them expect
+            return pa.table({**cols, "text": [t for _, t in chosen]})
+        return pa.table({**cols, "lang": [_lang(source, i) for i in range(len(chosen))]})
 
     total = sum(len(t) for ts in tokens.values() for t in ts)
     writer = ShardWriter(out, shard_schema(vocab), shard_tokens=total // n_shards)
@@ -144,7 +153,7 @@ def test_build_has_several_shards_and_verifies(built: tuple[Path, dict]) -> None
     assert sorted(train_ids) == sorted(i for ds in docs.values() for i, _ in ds)
     held = list(iter_documents(out, "held_out"))
     assert {d["source"] for d in held} == set(HELD_OUT) and all(d["text"] for d in held)
-    assert read_shard(out / "shard-00000.arrow").column_names == ["tokens", "source", "id"]
+    assert read_shard(out / "shard-00000.arrow").column_names == ["tokens", "source", "id", "lang"]
 
 
 def test_verify_names_a_flipped_byte(copy: Path) -> None:

@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from dataengine.config import SourceConfig
-from dataengine.filters.langid import LangIdModel, LangIdStage, matches, normalise_label
+from dataengine.filters.langid import (
+    LangIdModel,
+    LangIdTagger,
+    expected_languages,
+    langid_decide,
+    matches,
+    normalise_label,
+)
 from dataengine.filters.lid_train import (
     HELD_OUT,
     LID_YAML,
@@ -76,10 +83,14 @@ def test_stage_rejects_wrong_language_and_skips_code(model_path: Path) -> None:
         doc_row(source="web_zh", kind="text", url="2", text=english),
         doc_row(source="code", kind="text", url="3", text="def f(x):\n    return x\n", lang="python"),
     ]
-    out = LangIdStage(str(model_path), sources)(rows_to_table(rows)).to_pylist()
+    tagged = LangIdTagger(str(model_path), sources)(rows_to_table(rows))
+    assert tagged["reject"].null_count == 3  # tagging decides nothing: thresholds come after, from the cache
+    out = langid_decide(tagged, expected_languages(sources), min_score=0.0).to_pylist()
     assert out[0]["reject"] is None and out[0]["lang"] == "zh-Hans" and out[0]["lang_score"] > 0.5
     assert out[1]["reject"] == "langid:lang_mismatch" and out[1]["reject_detail"].startswith("predicted=en")
     assert out[2]["lang"] == "python" and out[2]["lang_score"] is None
+    strict = langid_decide(tagged, expected_languages(sources), min_score=1.0).to_pylist()  # same tags, new threshold
+    assert strict[0]["reject"] == "langid:low_score" and strict[2]["reject"] is None
 
 
 def test_a_glotlid_style_user_model_and_deterministic_training(tmp_path: Path) -> None:
@@ -94,3 +105,16 @@ def test_a_glotlid_style_user_model_and_deterministic_training(tmp_path: Path) -
     model = LangIdModel(tmp_path / "a.bin")
     assert model.predict(english[1])[0] == "en"
     assert model.predict("".join(reversed(ZH_SENTENCES)))[0] == "zh"
+
+
+def test_bench_peers_run_offline_and_labels_map_to_shared_codes() -> None:
+    """``python -m bench langid``'s peers ship their models (nothing is downloaded) and answer in the codes
+    ours is compared with (``zh-Hans``/``zh-Hant`` -> ``zh``)."""
+    from bench.langid import base, langid_py, lingua, ours
+
+    english = (LICENSES / "Apache-2.0").read_text()[:2000]
+    chinese = "".join(ZH_SENTENCES)
+    identify, labels = ours()
+    assert {"en", "zh", "ja", "de"} <= labels and base("zh-Hant") == "zh" and base("pt") == "pt"
+    for peer in (langid_py(["de", "en", "ja", "zh"]), lingua(["de", "en", "ja", "zh"]), identify):
+        assert peer(english) == "en" and peer(chinese) == "zh"

@@ -56,13 +56,11 @@ def same(a: list[dict], b: list[dict]) -> bool:
     )
 
 
-def stream(batches: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows laid end to end, padding dropped: tokens, sources and positions of a rank's stream."""
-    tokens = torch.cat([b["tokens"] for b in batches]).flatten().numpy()
-    sources = torch.cat([b["sources"] for b in batches]).flatten().numpy()
-    positions = torch.cat([b["positions"] for b in batches]).flatten().numpy()
-    keep = sources != PAD_SOURCE
-    return tokens[keep], sources[keep], positions[keep]
+def stream(batches: list[dict]) -> tuple[np.ndarray, ...]:
+    """Rows laid end to end, padding dropped: tokens, sources, positions and languages of a rank's stream."""
+    fields = [torch.cat([b[k] for b in batches]).flatten().numpy() for k in ("tokens", "sources", "positions", "langs")]
+    keep = fields[1] != PAD_SOURCE
+    return tuple(f[keep] for f in fields)
 
 
 def test_ranks_times_workers_see_every_token_once(out: Path) -> None:
@@ -78,20 +76,22 @@ def test_ranks_times_workers_see_every_token_once(out: Path) -> None:
         assert [b["batch"] for b in batches] == list(range(len(batches)))
         assert same(batches, take(PackedDataset(out, rank=rank, world_size=2, **kw)))  # workers change nothing
         per_rank.append(stream(batches))
-    tokens, sources, positions = (np.concatenate(parts) for parts in zip(*per_rank, strict=True))
+    tokens, sources, positions, langs = (np.concatenate(parts) for parts in zip(*per_rank, strict=True))
     one = stream(single)
-    assert all(np.array_equal(a, b) for a, b in zip((tokens, sources, positions), one, strict=True))
+    assert all(np.array_equal(a, b) for a, b in zip((tokens, sources, positions, langs), one, strict=True))
+    assert single[0]["tokens"].dtype == torch.int32 and single[0]["langs"].dtype == torch.int16
 
     starts = np.flatnonzero(positions == 0)
     assert starts[0] == 0 and len(tokens) == manifest["totals"]["tokens"] + manifest["totals"]["rows"]
-    names = ds.sources
+    names, lang_names = ds.sources, [*ds.langs, None]  # lang id -1: none
+    assert ds.langs == ["c", "en", "python", "zh"]
     seen = Counter()
     for lo, hi in zip(starts, [*starts[1:], len(tokens)], strict=True):
-        assert tokens[hi - 1] == eos and len(set(sources[lo:hi])) == 1
+        assert tokens[hi - 1] == eos and len(set(sources[lo:hi])) == len(set(langs[lo:hi])) == 1
         assert np.array_equal(positions[lo:hi], np.arange(hi - lo))
-        seen[(names[sources[lo]], tuple(tokens[lo : hi - 1].tolist()))] += 1
-    expected = Counter((d["source"], tuple(d["tokens"])) for d in iter_documents(out))
-    assert seen == expected
+        seen[(names[sources[lo]], lang_names[langs[lo]], tuple(tokens[lo : hi - 1].tolist()))] += 1
+    expected = Counter((d["source"], d["lang"], tuple(d["tokens"])) for d in iter_documents(out))
+    assert seen == expected and None in {lang for _, lang, _ in expected}  # documents without a language too
 
 
 DDP_RANK = """
@@ -172,7 +172,7 @@ def test_order_is_seeded_and_changes_every_epoch(out: Path) -> None:
 
 def test_buffer_shuffle_interleaves_documents_of_its_shards(out: Path) -> None:
     shard_of = {tuple(d["tokens"]): path for path, _, batch in iter_batches(out) for d in batch.to_pylist()}
-    tokens, _, positions = stream(take(PackedDataset(out, seq_len=SEQ, batch_size=BATCH, epochs=1,
+    tokens, _, positions, _ = stream(take(PackedDataset(out, seq_len=SEQ, batch_size=BATCH, epochs=1,
                                                      buffer_shards=3, return_positions=True)))  # fmt: skip
     starts = [*np.flatnonzero(positions == 0), len(tokens)]
     docs = [tuple(tokens[lo : hi - 1].tolist()) for lo, hi in zip(starts, starts[1:], strict=False)]

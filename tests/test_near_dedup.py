@@ -1,15 +1,14 @@
 """Near-duplicate removal on real Ray and real text (licences, Python's documentation and standard library).
 
-The accuracy test builds a labelled set: each base document gets one copy with a controlled edit (words
-inserted or deleted, blocks reordered, boilerplate added) and the pair's true Jaccard is computed exactly
-from a plain-Python shingler, independent of the vectorised one.
+The accuracy test measures recall and false positives on ``dataengine.dedup.labelled``'s pairs (one
+controlled edit per base document, true Jaccard computed exactly by a plain-Python shingler); the signature
+test compares with a plain-Python MinHash built on that shingler.
 """
 
 from __future__ import annotations
 
 import random
 import re
-import unicodedata
 from pydoc_data.topics import topics
 
 import numpy as np
@@ -19,6 +18,7 @@ import ray.data
 import xxhash
 
 from dataengine.config import LineDedupConfig, NearDedupConfig, ShingleSpec, SourceConfig
+from dataengine.dedup.labelled import EDITS, LabelledPair, accuracy, labelled_pairs, ref_shingles
 from dataengine.dedup.lines import STAGE as LINE_STAGE
 from dataengine.dedup.lsh import components, find_near_duplicates
 from dataengine.dedup.minhash import CHAR_MULT, NGRAM_WEIGHTS, permutations, signatures
@@ -36,27 +36,6 @@ DOMAINS = {s.name: s.filter_domain for s in SOURCES}
 
 
 # -- a straightforward reference -----------------------------------------------------------------------------
-def ref_units(text: str, spec: ShingleSpec) -> list[str]:
-    if spec.lowercase:
-        text = text.lower()
-    if spec.normalise_digits:
-        text = re.sub(r"\d+", "0", text)
-    if spec.strip_punctuation:
-        text = "".join(" " if unicodedata.category(c)[0] in "PS" else c for c in text)
-    if spec.unit == "word":
-        return text.split()
-    if spec.unit == "char":
-        return list(re.sub(r"\s+", "", text))
-    return [u for u in (re.sub(r"\s+", " ", line).strip() for line in text.split("\n")) if u]
-
-
-def ref_shingles(text: str, spec: ShingleSpec) -> set[tuple[str, ...]]:
-    units, n = ref_units(text, spec), spec.n
-    if len(units) < n:
-        return {tuple(units)} if units else set()
-    return {tuple(units[i : i + n]) for i in range(len(units) - n + 1)}
-
-
 def fmix64(x: int) -> int:
     x ^= x >> 33
     x = (x * 0xFF51AFD7ED558CCD) & M64
@@ -78,7 +57,7 @@ def ref_signature(text: str, spec: ShingleSpec, num_perm: int, seed: int) -> lis
         acc = sum(ref_unit_hash(u, spec) * int(w) for u, w in zip(shingle, NGRAM_WEIGHTS, strict=False)) & M64
         hashes.append(fmix64(acc) >> 32)
     a, b = permutations(num_perm, seed)
-    return [min(((int(ai) * x + int(bi)) & M64) >> 32 for x in hashes) for ai, bi in zip(a, b, strict=True)]
+    return [min((int(ai) * x + int(bi)) & 0xFFFFFFFF for x in hashes) for ai, bi in zip(a, b, strict=True)]
 
 
 def real_texts() -> list[str]:
@@ -110,65 +89,13 @@ def _chunks(text: str, size: int) -> list[str]:
     return [" ".join(words[i : i + size]) for i in range(0, len(words), size) if len(words[i : i + size]) >= 100]
 
 
-def _bases() -> list[tuple[str, str]]:
-    """(source, text) documents no two of which share more than Jaccard 0.3 (checked exactly)."""
-    docs = [("web_en", c) for k in sorted(topics) for c in _chunks(topics[k], 400)]
-    docs += [
-        ("web_en", c) for p in sorted(LICENSES.iterdir()) if not p.is_symlink() for c in _chunks(p.read_text(), 400)
-    ]
+def _texts() -> dict[str, list[str]]:
+    """Chunks of Python's documentation and licences (English), and of standard-library modules (code)."""
+    en = [c for k in sorted(topics) for c in _chunks(topics[k], 400)]
+    en += [c for p in sorted(LICENSES.iterdir()) if not p.is_symlink() for c in _chunks(p.read_text(), 400)]
     files = sorted(p for p in STDLIB.rglob("*.py") if "test" not in p.as_posix() and "site-packages" not in str(p))
-    docs += [("code", c) for p in files[:500] for c in _chunks(p.read_text(errors="replace"), 600)[:1]]
-    spec, index, kept = ShingleSpec(), {}, []
-    for source, text in docs:
-        sh = ref_shingles(text, spec)
-        overlap: dict[int, int] = {}
-        for s in sh:
-            for j in index.get(s, ()):
-                overlap[j] = overlap.get(j, 0) + 1
-        if all(c / (len(sh) + kept[j][2] - c) <= 0.3 for j, c in overlap.items()):
-            for s in sh:
-                index.setdefault(s, []).append(len(kept))
-            kept.append((source, text, len(sh)))
-    return [(s, t) for s, t, _ in kept]
-
-
-def edit_tokens(words: list[str], kind: str, p: float, filler: list[str], rng: random.Random) -> list[str]:
-    words, k = list(words), int(p * len(words))
-    if kind == "insert":
-        for _ in range(k):
-            words.insert(rng.randrange(len(words) + 1), rng.choice(filler))
-    elif kind == "delete":
-        for _ in range(k):
-            del words[rng.randrange(len(words))]
-    elif kind == "reorder":
-        blocks = [words[i : i + 6] for i in range(0, len(words), 6)]
-        moved = rng.sample(range(len(blocks)), min(len(blocks), max(2, round(2 * p * len(blocks)))))
-        order = rng.sample(moved, len(moved))
-        blocks = [blocks[order[moved.index(i)]] if i in moved else b for i, b in enumerate(blocks)]
-        words = [w for b in blocks for w in b]
-    else:  # boilerplate: a header and a footer taken from other documents
-        start = rng.randrange(len(filler) - k - 1)
-        words = filler[start : start + k // 2] + words + filler[start + k // 2 : start + k]
-    return words
-
-
-def labelled_pairs() -> list[tuple[dict, dict, str, float]]:
-    """(original row, edited row, edit kind, true Jaccard); light, medium and heavy edits of every kind."""
-    rng, spec = random.Random(0), ShingleSpec()
-    bases = _bases()
-    filler = " ".join(t for _, t in bases).split()
-    kinds, scale = ["insert", "delete", "reorder", "boilerplate"], {"insert": 0.2, "delete": 0.2, "reorder": 0.5}
-    pairs = []
-    for n, (source, text) in enumerate(bases):
-        kind = kinds[n % 4]
-        level = (0.06, 0.06, 0.4, 1.0, 1.0)[(n // 4) % 5]
-        edited = " ".join(
-            edit_tokens(text.split(), kind, scale.get(kind, 2.0) * level * (0.5 + rng.random()), filler, rng)
-        )
-        a, b = ref_shingles(text, spec), ref_shingles(edited, spec)
-        rows = [doc_row(source=source, kind="text", url=f"{n}/{v}", text=t) for v, t in (("a", text), ("b", edited))]
-        pairs.append((rows[0], rows[1], kind, len(a & b) / len(a | b)))
-    return pairs
+    code = [c for p in files[:500] for c in _chunks(p.read_text(errors="replace"), 600)[:1]]
+    return {"web_en": en, "code": code}
 
 
 def _dataset(rows: list[dict], blocks: int) -> ray.data.Dataset:
@@ -183,35 +110,41 @@ def _duplicates(rows: list[dict], cfg: NearDedupConfig, blocks: int = 4) -> dict
     return {r["id"]: (r["kept"], r["jaccard"]) for r in found.to_pylist()}
 
 
+def _rows(pairs: list[LabelledPair]) -> list[tuple[dict, dict]]:
+    return [
+        tuple(
+            doc_row(source=p.source, kind="text", url=f"{n}/{v}", text=t)
+            for v, t in (("a", p.original), ("b", p.edited))
+        )
+        for n, p in enumerate(pairs)
+    ]
+
+
 @pytest.fixture(scope="module")
-def labelled(ray_local: None) -> tuple[list, dict[str, tuple[str, float]]]:
-    pairs = labelled_pairs()
-    rows = [r for a, b, _, _ in pairs for r in (a, b)]
-    random.Random(1).shuffle(rows)
-    return pairs, _duplicates(rows, NearDedupConfig(), blocks=7)
+def labelled(ray_local: None) -> tuple[list, list, dict[str, tuple[str, float]]]:
+    pairs = labelled_pairs(_texts(), {"web_en": ShingleSpec(), "code": ShingleSpec()}, per_source=10_000)
+    rows = _rows(pairs)
+    flat = [r for pair in rows for r in pair]
+    random.Random(1).shuffle(flat)
+    return pairs, rows, _duplicates(flat, NearDedupConfig(), blocks=7)
 
 
 def test_recall_and_false_positives_against_exact_jaccard(labelled: tuple) -> None:
-    pairs, dups = labelled
-
-    def together(a: dict, b: dict) -> bool:
-        kept_a = dups.get(a["id"], (a["id"], 1.0))[0]
-        return kept_a == dups.get(b["id"], (b["id"], 1.0))[0]
-
-    high = [together(a, b) for a, b, _, j in pairs if j >= 0.85]
-    low = [together(a, b) for a, b, _, j in pairs if j <= 0.5]
-    assert len(high) >= 150 and len(low) >= 150
-    assert sum(high) / len(high) >= 0.95
-    assert sum(low) / len(low) <= 0.01
-    for kind in ("insert", "delete", "reorder", "boilerplate"):  # every edit kind is represented at both ends
-        assert any(k == kind and j >= 0.85 for _, _, k, j in pairs)
-        assert any(k == kind and j <= 0.5 for _, _, k, j in pairs)
+    pairs, rows, dups = labelled
+    together = [dups.get(a["id"], (a["id"],))[0] == dups.get(b["id"], (b["id"],))[0] for a, b in rows]
+    acc = accuracy(pairs, together)
+    assert acc.high >= 150 and acc.low >= 150
+    assert acc.recall >= 0.95
+    assert acc.false_positives <= 0.01
+    for kind in EDITS:  # every edit kind is represented at both ends
+        assert any(p.kind == kind and p.jaccard >= 0.85 for p in pairs)
+        assert any(p.kind == kind and p.jaccard <= 0.5 for p in pairs)
 
 
 def test_same_duplicates_whatever_the_blocks_and_row_order(labelled: tuple) -> None:
-    pairs, dups = labelled
-    rows = [r for a, b, _, _ in pairs for r in (a, b)]
-    assert _duplicates(rows, NearDedupConfig(), blocks=1) == dups  # the fixture's rows were shuffled into 7 blocks
+    _, rows, dups = labelled
+    flat = [r for pair in rows for r in pair]
+    assert _duplicates(flat, NearDedupConfig(), blocks=1) == dups  # the fixture's rows were shuffled into 7 blocks
 
 
 # -- the stage as the build runs it --------------------------------------------------------------------------

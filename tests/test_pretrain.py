@@ -14,6 +14,7 @@ import pyarrow as pa
 import pytest
 import torch
 
+from dataengine.shards.loader import PackedDataset
 from dataengine.shards.reader import read_shard
 from pretrain.heldout import held_out_bpb
 from pretrain.model import GPT, SIZES, choose_size, load_checkpoint, model_config, param_count
@@ -84,6 +85,23 @@ def test_resume_reproduces_the_uninterrupted_run(output: Path, tmp_path: Path) -
         train({**settings, "out": str(tmp_path / "b"), "resume": True, "lr": 2e-2})
 
 
+def test_training_loss_per_language(output: Path, tmp_path: Path) -> None:
+    """Train records carry the loss of each ``source/language`` of the logged step's target tokens."""
+    settings = {**FAST, "data": str(output), "out": str(tmp_path / "run"), "tokens": "1M", "max_steps": 3}
+    train({**settings, "log_every": 1, "eval_every": 0, "ckpt_every": 0, "seed": 0})
+    dataset = PackedDataset(output, FAST["seq_len"], FAST["batch_size"], seed=0)
+    for r, batch in zip(records(tmp_path / "run", "train"), dataset, strict=False):
+        sources, langs = batch["sources"][:, 1:], batch["langs"][:, 1:]
+        pairs = {(int(s), int(g)) for s, g in zip(sources.flatten(), langs.flatten(), strict=True) if g >= 0}
+        names = {f"{dataset.sources[s]}/{dataset.langs[g]}" for s, g in pairs}
+        by_lang, by_source = r["loss_by_lang"], r["loss_by_source"]
+        assert set(by_lang) == names and names <= {"code/python", "code/c", "web_en/en", "web_zh/zh"}
+        assert all(abs(v - math.log(vocab(output))) < 0.5 for v in by_lang.values())  # near uniform, untrained
+        code = [v for name, v in by_lang.items() if name.startswith("code/")]
+        if code:  # every code token has a language: the source's loss is a mean of theirs
+            assert min(code) - 1e-9 <= by_source["code"] <= max(code) + 1e-9
+
+
 def test_held_out_bpb_per_source(output: Path, zh_output: Path, zh_run: dict[str, Any]) -> None:
     torch.manual_seed(0)
     untrained = GPT(model_config("debug", vocab(output), 64))
@@ -116,14 +134,14 @@ def test_held_out_bpb_per_language(output: Path, tmp_path: Path) -> None:
     path = out / "held_out" / "web_en.arrow"
     table = read_shard(path)
     assert len(table) == 2
-    table = table.append_column("lang", pa.array(["en", None], pa.string()))
+    table = table.set_column(table.schema.get_field_index("lang"), "lang", pa.array(["en", None], pa.string()))
     rewritten = path.with_name("web_en.tmp")  # not in place: ``table`` is memory-mapped from ``path``
     with pa.OSFile(str(rewritten), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
     rewritten.replace(path)
     torch.manual_seed(0)
     result = held_out_bpb(GPT(model_config("debug", vocab(out), 64)), out, "cpu")
-    assert set(result) == {"web_en", "web_en/en", "web_zh"}  # nulls are in no language; web_zh has no column
+    assert set(result) == {"web_en", "web_en/en", "web_zh"}  # nulls are in no language; web_zh's are all null
     assert result["web_en/en"]["docs"] == 1 and result["web_en/en"]["tokens"] < result["web_en"]["tokens"]
     assert set(held_out_bpb(GPT(model_config("debug", vocab(out), 64)), out, "cpu", group_by_lang=False)) == {
         "web_en",

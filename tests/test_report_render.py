@@ -94,3 +94,41 @@ def test_write_report_with_no_sources(tmp_path: Path) -> None:
     write_report(tmp_path, {"mix": "empty", "seed": 0, "stages": [], "sources": {}})
     assert (tmp_path / "funnel.png").read_bytes().startswith(PNG_MAGIC)
     assert "empty" in (tmp_path / "report.html").read_text(encoding="utf-8")
+
+
+def test_rejected_examples_sit_beside_kept_ones(tmp_path: Path) -> None:
+    report = _report()
+    report["examples"] = {
+        "code": {
+            "kept": [{"id": "k1", "url": "repo/good.py", "detail": None, "text": "def good():\n    return 1"}],
+            "rejected": {
+                "code_lines:too_long_lines": [
+                    {"id": "r1", "url": "repo/min.js", "detail": "max line 4,000 > 1,000", "text": "var a=1;<b>"}
+                ]
+            },
+        }
+    }
+    write_report(tmp_path, report)
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    section = page[page.index("Rejected beside kept: code") :]
+    start = section.index("<tr><td>code_lines:too_long_lines")
+    row = section[start : section.index("</tr>", start)]
+    assert "repo/min.js" in row and "max line 4,000" in row and "var a=1;&lt;b&gt;" in row  # escaped
+    assert "repo/good.py" in row and "def good():" in row  # the kept document in the same row
+    assert "Rejected beside kept: web_zh" not in page  # no examples given for it: no section
+
+
+def test_code_licences_and_quality_scores_are_shown(tmp_path: Path) -> None:
+    report = _report()
+    report["sources"]["code"]["licenses"] = {
+        "GPL-2.0-only": {"docs": 1, "bytes": 10, "tokens": 100},
+        "MIT OR Apache-2.0": {"docs": 3, "bytes": 30, "tokens": 300},
+    }
+    report["quality_scores"] = {"web_zh": {"kept": {"docs": 40, "p10": 0.2, "p50": 0.61, "p90": 0.9}}}
+    write_report(tmp_path, report)
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    section = page[page.index("Licences of kept code: code") :]
+    assert section.index("MIT OR Apache-2.0") < section.index("GPL-2.0-only")  # most tokens first
+    mit = section[section.index("MIT OR Apache-2.0") : section.index("</tr>", section.index("MIT OR Apache-2.0"))]
+    assert "75.0%" in mit and ">yes<" in mit
+    assert "web_zh kept" in page and "0.610" in page

@@ -16,6 +16,7 @@ def rows(n: int) -> pa.Table:
             "tokens": pa.array(tokens, pa.list_(pa.uint16())),
             "source": [("code", "web_en", "web_zh")[i % 3] for i in range(n)],
             "id": [f"doc/{i:05d}" for i in range(n)],
+            "lang": [("python", "en", "zh")[i % 3] if i % 11 else None for i in range(n)],
         }
     )
 
@@ -47,7 +48,23 @@ def test_shards_open_with_arrow_and_hf_datasets(tmp_path: Path) -> None:
         got = reader.read_all()
     assert got.schema.field("tokens").type == pa.list_(pa.uint16())
     assert got["id"].to_pylist() == table["id"].to_pylist()[: got.num_rows]
+    assert got["lang"].to_pylist() == table["lang"].to_pylist()[: got.num_rows]
     import datasets  # a dev dependency: the HF reader must open our shards as they are
 
     ds = datasets.Dataset.from_file(str(first), in_memory=False)
     assert ds[0]["tokens"] == table["tokens"][0].as_py() and ds.num_rows == got.num_rows
+    assert ds["lang"] == got["lang"].to_pylist()
+
+
+def test_tokens_by_language_and_rows_without_one(tmp_path: Path) -> None:
+    table = rows(300)
+    (shard,) = write(tmp_path / "lang", table, batch=300)[:1]
+    got = pa.ipc.open_stream(tmp_path / "lang" / shard["path"]).read_all()
+    expected: dict[str, int] = {}
+    for lang, tokens in zip(got["lang"].to_pylist(), got["tokens"].to_pylist(), strict=True):
+        if lang is not None:
+            expected[lang] = expected.get(lang, 0) + len(tokens)
+    assert shard["tokens_by_lang"] == dict(sorted(expected.items()))
+    (bare,) = write(tmp_path / "bare", table.drop_columns(["lang"]).slice(0, 10), batch=10)
+    assert bare["tokens_by_lang"] == {}  # written without languages: a null column, nothing counted
+    assert pa.ipc.open_stream(tmp_path / "bare" / bare["path"]).read_all()["lang"].null_count == 10

@@ -1,7 +1,7 @@
 """Hugging Face ``datasets``: ``save_to_disk``, read back with ``datasets.load_from_disk``.
 
 The shards already open with ``Dataset.from_file``; this gives one dataset over all of a split's shards, with the
-same columns (``tokens``, ``source``, ``id``; ``text`` for held-out files), in shard order.
+same columns (``tokens``, ``source``, ``id``, ``lang``; ``text`` for held-out files), in shard order.
 """
 
 from __future__ import annotations

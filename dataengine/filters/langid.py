@@ -54,30 +54,44 @@ class LangIdModel:
         return normalise_label(labels[0]), float(np.clip(scores[0], 0.0, 1.0))
 
 
-class LangIdStage:
-    """Ray Data callable class: tags ``lang``/``lang_score`` and rejects documents in the wrong language."""
+class LangIdTagger:
+    """Ray Data callable class: tags ``lang``/``lang_score`` of every text document still in the running.
 
-    def __init__(self, model_path: str, sources: list[SourceConfig], min_score: float = 0.0) -> None:
+    Tagging is the model's work and is cached with the extracted documents; the decision (``langid_decide``)
+    applies the thresholds afterwards, so changing ``min_score`` never reruns the model.
+    """
+
+    def __init__(self, model_path: str, sources: list[SourceConfig]) -> None:
         self.model = LangIdModel(model_path)
-        self.expected = {s.name: s.lang for s in sources if s.filter_domain != "code" and s.lang}
-        self.min_score = min_score
+        self.expected = expected_languages(sources)
 
     def __call__(self, table: pa.Table) -> pa.Table:
         langs = table["lang"].to_pylist()
         scores: list[float | None] = [None] * table.num_rows
-        rejects: list[str | None] = [None] * table.num_rows
-        details: list[str | None] = [None] * table.num_rows
         rows = zip(table["source"].to_pylist(), table["text"].to_pylist(), table["reject"].to_pylist(), strict=True)
         for i, (source, text, prev) in enumerate(rows):
-            expected = self.expected.get(source)
-            if expected is None or prev is not None or not text:
-                continue
-            lang, score = self.model.predict(text)
-            langs[i], scores[i] = lang, round(score, 4)
-            if not matches(expected, lang):
-                rejects[i], details[i] = f"{STAGE}:lang_mismatch", f"predicted={lang} score={score:.3f}"
-            elif score < self.min_score:
-                rejects[i], details[i] = f"{STAGE}:low_score", f"{lang} score={score:.3f} < {self.min_score}"
+            if source in self.expected and prev is None and text:
+                langs[i], score = self.model.predict(text)
+                scores[i] = round(score, 4)
         table = set_column(table, "lang", pa.array(langs, pa.string()))
-        table = set_column(table, "lang_score", pa.array(scores, pa.float32()))
-        return reject_rows(table, rejects, details)
+        return set_column(table, "lang_score", pa.array(scores, pa.float32()))
+
+
+def expected_languages(sources: list[SourceConfig]) -> dict[str, str]:
+    """source -> the language its text documents must be in (text sources that name one)."""
+    return {s.name: s.lang for s in sources if s.filter_domain != "code" and s.lang}
+
+
+def langid_decide(table: pa.Table, expected: dict[str, str], min_score: float) -> pa.Table:
+    """Ray Data ``map_batches`` function: reject tagged documents in the wrong language or below ``min_score``."""
+    rejects: list[str | None] = [None] * table.num_rows
+    details: list[str | None] = [None] * table.num_rows
+    rows = zip(table["source"].to_pylist(), table["lang"].to_pylist(), table["lang_score"].to_pylist(), strict=True)
+    for i, (source, lang, score) in enumerate(rows):
+        if score is None or source not in expected:
+            continue  # not tagged: code, a source without a language, or rejected before tagging
+        if not matches(expected[source], lang):
+            rejects[i], details[i] = f"{STAGE}:lang_mismatch", f"predicted={lang} score={score:.3f}"
+        elif score < min_score:
+            rejects[i], details[i] = f"{STAGE}:low_score", f"{lang} score={score:.3f} < {min_score}"
+    return reject_rows(table, rejects, details)

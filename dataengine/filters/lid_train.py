@@ -116,13 +116,14 @@ def split(data: dict[str, dict[str, list[str]]]) -> tuple[list[str], list[tuple[
     return train_lines, test_paras, test_pages
 
 
-def _train_in_subprocess(train_file: Path, model_file: Path) -> None:
+def _train_in_subprocess(train_file: Path, model_file: Path, fasttext_args: dict | None = None) -> None:
+    """One ``train_supervised`` in a fresh process (the quality classifier trains through it too)."""
     code = (
         "import fasttext, json, sys\n"
         "m = fasttext.train_supervised(input=sys.argv[1], **json.loads(sys.argv[3]))\n"
         "m.save_model(sys.argv[2])\n"
     )
-    args = [sys.executable, "-c", code, str(train_file), str(model_file), json.dumps(FASTTEXT_ARGS)]
+    args = [sys.executable, "-c", code, str(train_file), str(model_file), json.dumps(fasttext_args or FASTTEXT_ARGS)]
     done = subprocess.run(args, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"fastText training failed: {done.stderr.strip()[-1000:]}")

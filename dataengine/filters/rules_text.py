@@ -1,7 +1,9 @@
-"""Basic document rules for natural-language text (English and Chinese).
+"""Document rules for natural-language text: datatrove's English filters and two character-level rules.
 
-English uses datatrove's Gopher quality filter (the reference thresholds of FineWeb); the length and CJK
-rules are one-liners we keep here because they work on characters, which suits Chinese too.
+The English rules are datatrove's own filter classes (Gopher quality and repetition, C4, FineWeb), so their
+thresholds and reason names are datatrove's: a threshold in our YAML means what it means in datatrove.
+Those filters share one word tokenization per document (datatrove caches the last few in-process).
+The length and CJK rules work on characters, which suits Chinese too.
 """
 
 from __future__ import annotations
@@ -9,7 +11,13 @@ from __future__ import annotations
 import re
 
 from datatrove.data import Document
-from datatrove.pipeline.filters import GopherQualityFilter
+from datatrove.pipeline.filters import (
+    C4QualityFilter,
+    FineWebQualityFilter,
+    GopherQualityFilter,
+    GopherRepetitionFilter,
+)
+from datatrove.pipeline.filters.base_filter import BaseFilter
 
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef]")
 
@@ -37,14 +45,50 @@ class CjkRatio:
         return "low_cjk_ratio" if len(CJK.findall(text)) / chars < self.min_ratio else None
 
 
-class GopherQuality:
-    """datatrove's ``GopherQualityFilter``; every keyword argument is one of its thresholds."""
+class DatatroveRule:
+    """One datatrove filter as a rule: keyword arguments are its thresholds, its reason is ours.
+
+    The rule judges a copy of the document and never edits our text: C4's filter also drops lines
+    (those without terminal punctuation, or mentioning javascript or cookies), and a silent edit would hide
+    what it removed; here it only decides keep or drop from the lines it would keep.
+    """
+
+    filter_class: type[BaseFilter]
+    default_reason: str
 
     def __init__(self, **thresholds: object) -> None:
-        self.filter = GopherQualityFilter(**thresholds)
+        self.filter = self.filter_class(**thresholds)
 
     def __call__(self, text: str) -> str | None:
         result = self.filter.filter(Document(text=text, id=""))
         if result is True:
             return None
-        return result[1] if isinstance(result, tuple) else "gopher_quality"
+        return result[1] if isinstance(result, tuple) else self.default_reason
+
+
+class GopherQuality(DatatroveRule):
+    """Gopher's quality rules (word counts and lengths, symbols, bullets, ellipses, stop words)."""
+
+    filter_class = GopherQualityFilter
+    default_reason = "gopher_quality"
+
+
+class GopherRepetition(DatatroveRule):
+    """Gopher's repetition rules: duplicate lines/paragraphs and repeated word n-grams."""
+
+    filter_class = GopherRepetitionFilter
+    default_reason = "gopher_repetition"
+
+
+class C4Quality(DatatroveRule):
+    """C4's page rules: lorem ipsum, curly brackets, fewer than 5 sentences in the lines C4 keeps."""
+
+    filter_class = C4QualityFilter
+    default_reason = "c4_quality"
+
+
+class FineWebQuality(DatatroveRule):
+    """FineWeb's rules: lines ending in punctuation, short lines, duplicated line characters, list pages."""
+
+    filter_class = FineWebQualityFilter
+    default_reason = "fineweb_quality"

@@ -47,6 +47,7 @@ class SourceFunnel:
     rejected_tokens: dict[str, int] = field(default_factory=dict)
     rejected_bytes: dict[str, int] = field(default_factory=dict)
     languages: dict[str, dict[str, int]] = field(default_factory=dict)  # kept documents per (programming) language
+    licenses: dict[str, dict[str, int]] = field(default_factory=dict)  # code: kept documents per SPDX licence
     lines_removed: dict[str, int] = field(default_factory=dict)  # line dedup: boilerplate lines and bytes
     pii_redacted: dict[str, int] = field(default_factory=dict)  # kept documents' redactions by kind
 

@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from dataengine.licenses import permissive
 from dataengine.shards.manifest import write_json_atomic
 
 REPORT_JSON = "report.json"
@@ -128,6 +129,14 @@ def render_html(report: dict[str, Any], png: bytes) -> str:
     for name in sources:
         parts.append(f"<h2>Funnel: {_e(name)}</h2>")
         parts.append(_source_funnel(report, name))
+        if sources[name].get("licenses"):
+            parts.append(f"<h3>Licences of kept code: {_e(name)}</h3>")
+            parts.append(_licenses(sources[name]["licenses"]))
+        if report.get("examples", {}).get(name, {}).get("rejected"):
+            parts.append(f"<h3>Rejected beside kept: {_e(name)}</h3>")
+            parts.append(_examples(report["examples"][name]))
+    if report.get("quality_scores"):
+        parts += ["<h2>Quality-model scores (kept vs rejected by the cleaning stages)</h2>", _quality(report)]
     parts += ["<h2>Mix shares</h2>", _mix_shares(report), "<h2>Timings</h2>", _timings(report), "</body></html>"]
     return "\n".join(parts) + "\n"
 
@@ -139,6 +148,9 @@ _CSS = (
     "td.n{text-align:right;font-variant-numeric:tabular-nums}"
     "th{background:#f0f0f0}tr.drop td{color:#a33}tr.total td{font-weight:bold}"
     "img{max-width:100%}.bad{color:#c00;font-weight:bold}"
+    "table.examples td{vertical-align:top;width:45%}table.examples td:first-child{width:10%}"
+    ".doc{margin-bottom:0.8em}.url{font-size:small;color:#555}.detail{font-size:small;color:#a33}"
+    "pre{white-space:pre-wrap;max-height:12em;overflow:auto;background:#f8f8f8;margin:0.2em 0;font-size:small}"
 )
 
 
@@ -234,6 +246,47 @@ def _source_funnel(report: dict[str, Any], name: str) -> str:
         f"tokens: {_n(f.get('epochs'))} epochs.</p>"
     )
     return table + note
+
+
+def _licenses(licenses: dict[str, dict[str, int]]) -> str:
+    """Kept code by SPDX licence, most tokens first, with whether the licence is permissive."""
+    total = sum(c["tokens"] for c in licenses.values()) or 1
+    rows = [
+        ("", [spdx, c["docs"], c["tokens"], f"{c['tokens'] / total:.1%}", "yes" if permissive(spdx) else "no"])
+        for spdx, c in sorted(licenses.items(), key=lambda kv: (-kv[1]["tokens"], kv[0]))
+    ]
+    return _table(["licence (SPDX)", "docs", "tokens", "token share", "permissive"], rows)
+
+
+def _quality(report: dict[str, Any]) -> str:
+    rows = []
+    for source, sides in report["quality_scores"].items():
+        for side, q in sides.items():
+            rows.append(
+                ("" if side == "kept" else "drop", [f"{source} {side}", q["docs"], q["p10"], q["p50"], q["p90"]])
+            )
+    return _table(["documents", "docs", "p10", "median", "p90"], rows)
+
+
+def _examples(examples: dict[str, Any]) -> str:
+    """Each rejection reason's sample documents beside documents of the same source that every rule kept, so a
+    threshold can be judged by eye (the full texts are in ``rejects/sample.jsonl`` and ``rejects/kept.jsonl``)."""
+
+    def docs(items: list[dict[str, Any]]) -> str:
+        return "".join(
+            f"<div class='doc'><div class='url'>{_e(d.get('url') or d['id'])}</div>"
+            + (f"<div class='detail'>{_e(d['detail'])}</div>" if d.get("detail") else "")
+            + f"<pre>{_e(d['text'])}</pre></div>"
+            for d in items
+        )
+
+    reasons = sorted(examples["rejected"].items())
+    kept = f"<td rowspan='{len(reasons)}'>{docs(examples['kept']) or 'none kept'}</td>"
+    rows = [
+        f"<tr><td>{_e(reason)}</td><td>{docs(items)}</td>{kept if i == 0 else ''}</tr>"
+        for i, (reason, items) in enumerate(reasons)
+    ]
+    return f"<table class='examples'><tr><th>reason</th><th>rejected</th><th>kept</th></tr>{''.join(rows)}</table>"
 
 
 def _mix_shares(report: dict[str, Any]) -> str:

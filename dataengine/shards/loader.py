@@ -3,7 +3,13 @@
 ``PackedDataset`` is a torch ``IterableDataset`` that yields whole batches (use ``DataLoader(batch_size=None)``,
 or ``dataset.loader(num_workers=N)``).  Each row is a window of ``seq_len + 1`` tokens cut from one stream of
 documents, each followed by the EOS id of the manifest, so ``x = row[:-1]``, ``y = row[1:]``.  Beside the tokens
-every batch carries the source of every token, and optionally every token's position inside its document.
+every batch carries the source and the language of every token, and optionally its position inside its document.
+
+A batch is one buffer: int32 tokens (any vocabulary fits; widened on the device) and positions, int16 source and
+language ids, all views of one storage.  What bounds throughput behind DataLoader workers is shipping batches to
+the trainer's process (a fresh shared-memory segment per item, its pages faulted in, a file descriptor passed over
+a socket), so a batch costs 8 bytes per token, not 16 as int64 fields, and ``loader()``'s workers ship runs of
+consecutive batches, about 4 MiB each, that the trainer's process hands out one batch at a time.
 
 Why it resumes exactly, whatever the number of DataLoader workers:
 
@@ -46,6 +52,9 @@ from dataengine.shards.reader import SPLITS, Split
 STATE_FORMAT = "dataengine-loader"
 STATE_VERSION = 1
 PAD_SOURCE = -1  # ``sources`` value of padding after the last token of a finite stream
+NO_LANG = -1  # ``langs`` value of padding and of documents with no known language
+_INT32 = (np.int32, torch.int32)
+_INT16 = (np.int16, torch.int16)
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / golden ratio: the additive low-discrepancy step
 
 
@@ -140,6 +149,7 @@ class _Output:
         if self.span <= 0:
             raise ValueError(f"{root}: {self.epoch_tokens} tokens cannot be split over {world_size} ranks")
         self.sources = sorted({s for e in self.entries for s in e.get("tokens_by_source", {})})
+        self.langs = sorted({s for e in self.entries for s in e.get("tokens_by_lang", {})})
         self._layout: tuple[int, np.ndarray, list[list[int]]] | None = None
         self._unit: tuple[tuple[int, int], _Unit] | None = None
 
@@ -148,7 +158,7 @@ class _Output:
         digests = [self.manifest["tokenizer"].get("sha256", ""), *(e["sha256"] for e in self.entries)]
         return hashlib.sha256("\n".join(digests).encode()).hexdigest()
 
-    def read(self, lo: int, hi: int, limit: int | None, out: _Row, source_ids: np.ndarray) -> None:
+    def read(self, lo: int, hi: int, limit: int | None, out: _Row, ids: _Ids) -> None:
         """Write tokens ``[lo, hi)`` of this rank's stream into the flat ``out``; pad past ``limit`` tokens."""
         end = hi if limit is None else min(hi, limit)
         at = 0
@@ -157,7 +167,7 @@ class _Output:
             start = self.lo + offset
             unit_start, unit = self._unit_at(epoch, start)
             take = min(end - lo, self.span - offset, unit_start + len(unit.tokens) - start)
-            unit.copy(start - unit_start, take, out, at, source_ids)
+            unit.copy(start - unit_start, take, out, at, ids)
             lo += take
             at += take
         if at < len(out.tokens):
@@ -181,59 +191,76 @@ class _Output:
         return int(starts[u]), self._unit[1]
 
 
+@dataclass(frozen=True)
+class _Ids:
+    """An output's source and language indices mapped to the dataset's; index -1 (none) maps to -1."""
+
+    sources: np.ndarray
+    langs: np.ndarray
+
+    @classmethod
+    def of(cls, output: _Output, sources: list[str], langs: list[str]) -> _Ids:
+        return cls(
+            np.array([*(sources.index(s) for s in output.sources), PAD_SOURCE], np.int16),
+            np.array([*(langs.index(s) for s in output.langs), NO_LANG], np.int16),
+        )
+
+
 @dataclass
 class _Row:
     """Flat views of batch rows that a run of windows is written into."""
 
     tokens: np.ndarray
     sources: np.ndarray
+    langs: np.ndarray
     positions: np.ndarray | None
 
     def pad(self, at: int, eos: int) -> None:
         self.tokens[at:] = eos
         self.sources[at:] = PAD_SOURCE
+        self.langs[at:] = NO_LANG
         if self.positions is not None:
             self.positions[at:] = 0
 
 
 @dataclass
 class _Unit:
-    """A buffer of shards as one permuted token stream (EOS after each document), with per-token sources."""
+    """A buffer of shards as one permuted token stream (EOS after each document), with per-token sources and
+    languages (a document's EOS counts as its own)."""
 
     tokens: np.ndarray
     sources: np.ndarray  # index into the output's source names, per token (int16)
+    langs: np.ndarray  # index into the output's language names, per token (int16; -1: none)
     doc_starts: np.ndarray  # offset of each document in ``tokens``, then the end
 
     @classmethod
     def load(cls, output: _Output, shards: list[int], key: tuple[Any, ...]) -> _Unit:
-        flats, lengths, sources = [], [], []
-        names = pa.array(output.sources, pa.string())
+        flats, lengths, sources, langs = [], [], [], []
         for i in shards:
-            table = _read_table(output.fs, f"{output.root}/{output.entries[i]['path']}")
+            path = output.entries[i]["path"]
+            table = _read_table(output.fs, f"{output.root}/{path}")
             tokens = table["tokens"]
             flats.append(pc.list_flatten(tokens).to_numpy())
             lengths.append(pc.list_value_length(tokens).fill_null(0).to_numpy())
-            found = pc.index_in(table["source"], value_set=names)
-            if found.null_count:
-                raise ValueError(f"{output.entries[i]['path']}: a source not listed in {MANIFEST}")
-            sources.append(found.to_numpy())
-        flat, length, source = np.concatenate(flats), np.concatenate(lengths), np.concatenate(sources)
+            sources.append(_indices(table["source"], output.sources, f"{path}: a source"))
+            lang = table["lang"] if "lang" in table.column_names else pa.nulls(table.num_rows, pa.string())
+            langs.append(_indices(lang, output.langs, f"{path}: a language"))
+        flat, length = np.concatenate(flats), np.concatenate(lengths)
+        source, lang = np.concatenate(sources), np.concatenate(langs)
         src_starts = np.concatenate([[0], np.cumsum(length)])
         order = permutation(len(length), *key)
         out_length = length[order] + 1
         doc_starts = np.concatenate([[0], np.cumsum(out_length)])
         out = np.empty(int(doc_starts[-1]), dtype=flat.dtype)
-        out_source = np.empty(len(out), dtype=np.int16)
         for at, doc in zip(doc_starts[:-1].tolist(), order.tolist(), strict=True):
-            n = int(length[doc])
-            out[at : at + n] = flat[src_starts[doc] : src_starts[doc] + n]
-            out_source[at : at + n + 1] = source[doc]
+            out[at : at + int(length[doc])] = flat[src_starts[doc] : src_starts[doc + 1]]
         out[doc_starts[1:] - 1] = output.eos
-        return cls(out, out_source, doc_starts)
+        return cls(out, np.repeat(source[order], out_length), np.repeat(lang[order], out_length), doc_starts)
 
-    def copy(self, start: int, n: int, out: _Row, at: int, source_ids: np.ndarray) -> None:
+    def copy(self, start: int, n: int, out: _Row, at: int, ids: _Ids) -> None:
         out.tokens[at : at + n] = self.tokens[start : start + n]
-        out.sources[at : at + n] = source_ids[self.sources[start : start + n]]
+        out.sources[at : at + n] = ids.sources[self.sources[start : start + n]]
+        out.langs[at : at + n] = ids.langs[self.langs[start : start + n]]
         if out.positions is not None:
             index = np.arange(start, start + n)
             doc = np.searchsorted(self.doc_starts, index, side="right") - 1
@@ -247,9 +274,11 @@ class PackedDataset(IterableDataset):
     other fsspec protocol through fsspec), or ``{name: output}`` with ``mix`` weights by name.
     ``epochs``: ``None`` streams forever (stop by steps); an integer ends after that many passes, padding the last
     window (``sources == -1``) and giving every rank the same number of batches.  A mix always streams forever.
-    Each batch is ``{"tokens": [B, seq_len+1], "sources": [B, seq_len+1] (index into .sources, -1 = padding),
-    "batch": its index}`` plus ``"positions"`` (position inside the document; 0 starts one) when
-    ``return_positions``, all int64.  The whole position is ``state_dict()``; it is the same on every rank.
+    Each batch is ``{"tokens": [B, seq_len+1] int32, "sources": [B, seq_len+1] int16 (index into .sources,
+    -1 = padding), "langs": [B, seq_len+1] int16 (index into .langs, -1 = none or padding), "batch": its index}``
+    plus ``"positions"`` (int32 position inside the document; 0 starts one) when ``return_positions``.  Cast
+    tokens for the model where they land (``batch["tokens"].to(device).long()``).  The whole position is
+    ``state_dict()``; it is the same on every rank.
     """
 
     def __init__(
@@ -297,7 +326,8 @@ class PackedDataset(IterableDataset):
             for i, n in enumerate(self.names)
         ]
         self.sources: list[str] = sorted({s for o in self.outputs for s in o.sources})
-        self._source_ids = [np.array([self.sources.index(s) for s in o.sources], np.int16) for o in self.outputs]
+        self.langs: list[str] = sorted({s for o in self.outputs for s in o.langs})
+        self._ids = [_Ids.of(o, self.sources, self.langs) for o in self.outputs]
         self._phase = np.uint64(stable_hash("loader", seed, "mix"))
         self.batches_consumed = 0
 
@@ -387,70 +417,119 @@ class PackedDataset(IterableDataset):
 
     # -- iteration -------------------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        for group in self._groups(1):
+            yield group[0]
+
+    def _groups(self, size: int) -> Iterator[list[dict[str, Any]]]:
+        """Runs of ``size`` consecutive batches in one buffer; worker ``w`` of ``W`` makes runs ``w, w + W, ...``.
+
+        A DataLoader worker pays a fixed cost per item it ships (a shared-memory segment, a file descriptor passed
+        over a socket), so ``ResumableLoader`` asks its workers for runs of batches and hands them out one by one.
+        """
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        total = self.num_batches
+        total, batch = self.num_batches, self.batch_size
         limit = None if self.epochs is None else self.epochs * self.outputs[0].span
-        q = self.batches_consumed + worker
-        counts = self._counts_before(q * self.batch_size)
+        q = self.batches_consumed + worker * size
+        counts = self._counts_before(q * batch)
         while total is None or q < total:
-            first = q * self.batch_size
-            rows = self.batch_size if total is None else min(self.batch_size, self._num_windows() - first)
-            chosen = self._choices(first, (q + workers) * self.batch_size)
-            batch = self._batch(q, chosen[:rows], counts, limit)
-            counts += np.bincount(chosen, minlength=len(self.names))
-            self.batches_consumed = q + 1
-            yield batch
-            q += workers
+            stop = q + size if total is None else min(q + size, total)
+            rows = [batch if total is None else min(batch, self._num_windows() - p * batch) for p in range(q, stop)]
+            buffer = torch.empty(sum(rows) * self.window * self._bytes_per_token, dtype=torch.uint8)
+            group, at = [], 0
+            for p, n in zip(range(q, stop), rows, strict=True):
+                chosen = self._choices(p * batch, (p + 1) * batch)
+                size_p = n * self.window * self._bytes_per_token
+                group.append(self._batch(p, chosen[:n], counts, limit, buffer[at : at + size_p]))
+                counts += np.bincount(chosen, minlength=len(self.names))
+                at += size_p
+            following = q + workers * size  # this worker's next run; the others make the batches in between
+            counts += np.bincount(self._choices(stop * batch, following * batch), minlength=len(self.names))
+            self.batches_consumed = stop
+            yield group
+            q = following
 
-    def _batch(self, q: int, chosen: np.ndarray, counts: np.ndarray, limit: int | None) -> dict[str, Any]:
-        # One buffer for every field: a DataLoader worker then ships one shared-memory segment per batch, not three.
-        fields = ("tokens", "sources", "positions") if self.return_positions else ("tokens", "sources")
-        packed = np.empty((len(fields), len(chosen), self.window), dtype=np.int64)
+    @property
+    def _fields(self) -> dict[str, tuple[type, torch.dtype]]:
+        fields = {"tokens": _INT32, "positions": _INT32} if self.return_positions else {"tokens": _INT32}
+        return fields | {"sources": _INT16, "langs": _INT16}  # 4-byte fields first, so every view is aligned
+
+    @property
+    def _bytes_per_token(self) -> int:
+        return sum(np.dtype(n).itemsize for n, _ in self._fields.values())
+
+    def _batch(
+        self, q: int, chosen: np.ndarray, counts: np.ndarray, limit: int | None, buffer: torch.Tensor
+    ) -> dict[str, Any]:
+        """Batch ``q`` (windows of outputs ``chosen``) written into ``buffer``; its fields are views of it."""
+        fields, shape = self._fields, (len(chosen), self.window)
+        arrays, views, at = {}, {}, 0
+        for name, (np_type, torch_type) in fields.items():
+            size = shape[0] * shape[1] * np.dtype(np_type).itemsize
+            arrays[name] = buffer[at : at + size].numpy().view(np_type).reshape(shape)
+            views[name] = buffer[at : at + size].view(torch_type).view(shape)
+            at += size
         for o in np.unique(chosen).tolist():
             # this batch's windows of output ``o`` are its consecutive windows: one token range, read at once
             rows = np.flatnonzero(chosen == o)
             first, stop = int(counts[o]) * self.window, (int(counts[o]) + len(rows)) * self.window
-            in_place = rows[-1] - rows[0] + 1 == len(rows)  # adjacent rows are one flat range of ``packed``
+            in_place = rows[-1] - rows[0] + 1 == len(rows)  # adjacent rows are one flat range of each field
             if in_place:
-                into = [packed[f, rows[0] : rows[-1] + 1].reshape(-1) for f in range(len(fields))]
+                into = {k: a[rows[0] : rows[-1] + 1].reshape(-1) for k, a in arrays.items()}
             else:
-                into = list(np.empty((len(fields), stop - first), dtype=np.int64))
-            row = _Row(into[0], into[1], into[2] if self.return_positions else None)
-            self.outputs[o].read(first, stop, limit, row, self._source_ids[o])
+                into = {k: np.empty(stop - first, dtype=a.dtype) for k, a in arrays.items()}
+            row = _Row(into["tokens"], into["sources"], into["langs"], into.get("positions"))
+            self.outputs[o].read(first, stop, limit, row, self._ids[o])
             if not in_place:
-                packed[:, rows] = np.stack(into).reshape(len(fields), len(rows), self.window)
-        views = torch.from_numpy(packed)
-        return {**{name: views[k] for k, name in enumerate(fields)}, "batch": q}
+                for k, a in arrays.items():
+                    a[rows] = into[k].reshape(len(rows), self.window)
+        return {**views, "batch": q}
 
     def loader(self, num_workers: int = 0, **kwargs: Any) -> ResumableLoader:
         """A DataLoader over this dataset whose ``state_dict()`` follows the batches it hands out."""
         return ResumableLoader(self, num_workers=num_workers, **kwargs)
 
 
+class _Runs(IterableDataset):
+    """What ``ResumableLoader`` iterates: runs of about ``RUN_BYTES`` of a dataset's batches from each worker
+    (single batches in the trainer's own process, where nothing is shipped)."""
+
+    RUN_BYTES = 4 << 20  # 4 MiB: 8 batches of 64 x 1024 tokens
+
+    def __init__(self, dataset: PackedDataset, workers: int) -> None:
+        super().__init__()
+        self.dataset = dataset
+        batch_bytes = dataset.batch_size * dataset.window * dataset._bytes_per_token
+        self.size = max(1, min(16, self.RUN_BYTES // batch_bytes)) if workers else 1
+
+    def __iter__(self) -> Iterator[list[dict[str, Any]]]:
+        return self.dataset._groups(self.size)
+
+
 class ResumableLoader(DataLoader):
     """``DataLoader(dataset, batch_size=None)`` that advances the dataset's position as batches reach the trainer.
 
     Worker processes hold copies of the dataset, so only the batches arriving here say how far the trainer got.
+    Workers ship runs of consecutive batches (one shared-memory segment each), handed out here one batch at a time.
     """
-
-    dataset: PackedDataset
 
     def __init__(self, dataset: PackedDataset, num_workers: int = 0, **kwargs: Any) -> None:
         if kwargs.get("persistent_workers"):
             raise ValueError("persistent workers keep their own position; the loader restarts them from its own")
-        super().__init__(dataset, batch_size=None, num_workers=num_workers, **kwargs)
+        super().__init__(_Runs(dataset, num_workers), batch_size=None, num_workers=num_workers, **kwargs)
+        self.packed = dataset  # ``self.dataset`` is the runs it iterates
 
     def __iter__(self) -> Iterator[dict[str, Any]]:  # type: ignore[override]
-        for batch in super().__iter__():
-            self.dataset.batches_consumed = int(batch["batch"]) + 1
-            yield batch
+        for run in super().__iter__():
+            for batch in run:
+                self.packed.batches_consumed = int(batch["batch"]) + 1
+                yield batch
 
     def state_dict(self) -> dict[str, Any]:
-        return self.dataset.state_dict()
+        return self.packed.state_dict()
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.dataset.load_state_dict(state)
+        self.packed.load_state_dict(state)
 
 
 def _filesystem(
@@ -482,6 +561,14 @@ def _read_manifest(fs: pafs.FileSystem, root: str) -> dict[str, Any]:
     if manifest.get("format") != FORMAT or manifest.get("format_version", 0) > FORMAT_VERSION:
         raise ValueError(f"{path}: not a {FORMAT} manifest this reader understands")
     return manifest
+
+
+def _indices(column: pa.ChunkedArray, names: list[str], what: str) -> np.ndarray:
+    """Each value's index in ``names`` (int16), -1 for null; a value ``names`` lacks contradicts the manifest."""
+    found = pc.index_in(column, value_set=pa.array(names, pa.string()))
+    if found.null_count != column.null_count:
+        raise ValueError(f"{what} not listed in {MANIFEST}")
+    return found.fill_null(-1).to_numpy().astype(np.int16)
 
 
 def _read_table(fs: pafs.FileSystem, path: str) -> pa.Table:

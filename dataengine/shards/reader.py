@@ -1,7 +1,8 @@
 """Read a build's shards back, and verify them against ``manifest.json``.
 
-The manifest promises every shard's sha256, rows, tokens and tokens per source; ``verify`` recomputes all of it
-from the bytes on disk, so a copied, truncated or edited output is caught before anyone trains on it.
+The manifest promises every shard's sha256, rows, tokens and tokens per source and per language; ``verify``
+recomputes all of it from the bytes on disk, so a copied, truncated or edited output is caught before anyone
+trains on it.
 """
 
 from __future__ import annotations
@@ -147,6 +148,14 @@ def _verify_file(
     by_source_found = {k: v for k, v in sorted(by_source.items()) if v}
     if by_source_found != {k: v for k, v in entry.get("tokens_by_source", {}).items() if v}:
         problems.append(f"{name}: tokens by source {by_source_found} do not match the manifest")
+    if "lang" in table.column_names or "tokens_by_lang" in entry:  # outputs from before the column have neither
+        by_lang: Counter[str] = Counter()
+        langs = table["lang"].to_pylist() if "lang" in table.column_names else [None] * table.num_rows
+        for lang, n in zip(langs, lengths.to_pylist(), strict=True):
+            if lang is not None and n:
+                by_lang[lang] += n
+        if dict(sorted(by_lang.items())) != {k: v for k, v in entry.get("tokens_by_lang", {}).items() if v}:
+            problems.append(f"{name}: tokens by language {dict(sorted(by_lang.items()))} do not match the manifest")
     value_type = tokens.type.value_type
     if dtype is not None and str(value_type) != dtype:
         problems.append(f"{name}: token type {value_type} but the manifest says {dtype}")

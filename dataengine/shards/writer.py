@@ -1,8 +1,10 @@
 """Shard writer: Arrow IPC stream files of about ``shard_tokens`` tokens, written atomically.
 
 Rows are documents (never split across shards) with columns ``tokens`` (uint16 when the vocabulary fits,
-else uint32), ``source`` and ``id``.  Record batches have a fixed number of rows, so the bytes of a shard do
-not depend on how the rows arrived, and a shard only gets its final name once it is complete.
+else uint32), ``source``, ``id`` and ``lang`` (the programming language of code, the natural language of text;
+null when unknown, and for rows written without one).  Record batches have a fixed number of rows, so the bytes
+of a shard do not depend on how the rows arrived, and a shard only gets its final name once it is complete.
+Each shard's manifest entry counts its tokens per source and per language.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ def token_type(vocab_size: int) -> pa.DataType:
 
 
 def shard_schema(vocab_size: int, extra: dict[str, pa.DataType] | None = None) -> pa.Schema:
+    """The shard columns, then ``extra`` ones (a name the shard already has is not added twice)."""
     fields = [pa.field("tokens", pa.list_(token_type(vocab_size))), pa.field("source", pa.string())]
-    fields.append(pa.field("id", pa.string()))
-    fields += [pa.field(k, v) for k, v in (extra or {}).items()]
+    fields += [pa.field("id", pa.string()), pa.field("lang", pa.string())]
+    names = {f.name for f in fields}
+    fields += [pa.field(k, v) for k, v in (extra or {}).items() if k not in names]
     return pa.schema(fields)
 
 
@@ -50,14 +54,17 @@ class ShardWriter:
         self._tokens = 0
         self._rows = 0
         self._by_source: Counter[str] = Counter()
+        self._by_lang: Counter[str] = Counter()
 
     def write(self, table: pa.Table) -> None:
+        if "lang" not in table.column_names:
+            table = table.append_column("lang", pa.nulls(table.num_rows, pa.string()))
         table = table.select(self.schema.names).cast(self.schema)
         lengths = table["tokens"].combine_chunks().value_lengths().to_numpy(zero_copy_only=False)
-        sources = table["source"].to_pylist()
+        sources, langs = table["source"].to_pylist(), table["lang"].to_pylist()
         start = 0
         for i, n in enumerate(lengths):
-            self._tokens_in_row(sources[i], int(n))
+            self._tokens_in_row(sources[i], langs[i], int(n))
             if self._tokens >= self.shard_tokens:
                 self._buffer(table.slice(start, i + 1 - start))
                 start = i + 1
@@ -70,10 +77,12 @@ class ShardWriter:
             self._finish_shard()
         return self.shards
 
-    def _tokens_in_row(self, source: str, n: int) -> None:
+    def _tokens_in_row(self, source: str, lang: str | None, n: int) -> None:
         self._tokens += n
         self._rows += 1
         self._by_source[source] += n
+        if lang is not None:
+            self._by_lang[lang] += n
 
     def _buffer(self, table: pa.Table) -> None:
         self._pending.append(table)
@@ -109,7 +118,8 @@ class ShardWriter:
                 "rows": self._rows,
                 "tokens": self._tokens,
                 "tokens_by_source": dict(sorted(self._by_source.items())),
+                "tokens_by_lang": dict(sorted(self._by_lang.items())),
             }
         )
         self._writer, self._tmp, self._tokens, self._rows = None, None, 0, 0
-        self._by_source = Counter()
+        self._by_source, self._by_lang = Counter(), Counter()

@@ -4,6 +4,11 @@ Safety: repositories are cloned ``--bare`` (no checkout, so no hooks and no smud
 read with ``git ls-tree``/``git cat-file --batch``, which never execute repository code.  Submodules,
 symlinks and LFS pointer files become counted rejections, and so do tree paths a checkout would write
 outside its work tree or into ``.git`` (``..``: ``unsafe_path``) and a tree with no file (``empty_repo``).
+
+Licence: every document's meta names an SPDX ``license`` and where it came from (``license_from``): the
+source's own ``license`` meta if it sets one (``meta``), else the repository's top-level LICENSE/COPYING file
+(``LICENSE``, detected once per repository), else ``NOASSERTION``; a file's own ``SPDX-License-Identifier``
+header overrides either (``spdx_header``).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Any
 
 from dataengine.cache import cache_dir
 from dataengine.config import SourceConfig
+from dataengine.licenses import LICENSE_FILE, UNKNOWN, declared, from_license_text, header_license
 from dataengine.schema import doc_row
 from dataengine.sources.base import Unit, read_error
 
@@ -103,10 +109,14 @@ class GitReader:
         for repo, group in by_repo.items():
             wanted = [u for u in group if u.size <= max_bytes]
             blobs = _cat_blobs(repo, [u.blob for u in wanted]) if wanted else {}
+            licences = {
+                i: declared(specs[i].meta) or _repo_license(repo, source.ref, max_bytes)
+                for i in {u.spec for u in group}
+            }
             for unit in group:
                 spec = specs[unit.spec]
                 name = spec.meta.get("repo") or repo_name(spec.path)
-                meta = {**spec.meta, "repo": name, "path": unit.member, "ref": source.ref}
+                meta = {**spec.meta, "repo": name, "path": unit.member, "ref": source.ref, **licences[unit.spec]}
                 url = f"{name}/{unit.member}"
                 if unit.size > max_bytes:
                     yield read_error(source, meta, url, self.kind, "too_large", f"{unit.size} bytes > {max_bytes}")
@@ -117,7 +127,32 @@ class GitReader:
                         source, meta, url, self.kind, "lfs_pointer", "git-lfs pointer, content not in repo"
                     )
                     continue
+                meta |= header_license(raw)
                 yield doc_row(source=source.name, kind=self.kind, url=url, raw=raw, meta=meta)
+
+
+def _repo_license(repo: str, ref: str, max_bytes: int) -> dict[str, str]:
+    """``license``/``license_from`` from the repository's top-level licence file (LICENSE, COPYING.md, ...).
+
+    Lists the root tree only (not the recursive listing, which ``units`` made in another process) and reads the
+    candidate files in one ``cat-file``; LICENSE* is tried before COPYING*, and the first one recognised names
+    the licence.  ``NOASSERTION`` when there is none, or none recognised.
+    """
+    listing = _git(["-C", repo, "ls-tree", "-l", "-z", ref]).stdout
+    candidates: dict[str, str] = {}
+    for entry in filter(None, listing.split(b"\0")):
+        info, path = entry.split(b"\t", 1)
+        mode, otype, blob, size = info.split()
+        name = path.decode("utf-8", "surrogateescape")
+        if otype == b"blob" and mode != b"120000" and int(size) <= max_bytes and LICENSE_FILE.fullmatch(name):
+            candidates[name] = blob.decode()
+    names = sorted(candidates, key=lambda n: (n.lower().startswith("copying"), n))
+    texts = _cat_blobs(repo, [candidates[n] for n in names]) if names else {}
+    for n in names:
+        spdx = from_license_text(texts[candidates[n]].decode("utf-8", "replace"))
+        if spdx:
+            return {"license": spdx, "license_from": "LICENSE"}
+    return dict(UNKNOWN)
 
 
 def _cat_blobs(repo: str, blobs: list[str]) -> dict[str, bytes]:

@@ -1,4 +1,8 @@
-"""``source_dir``: a checked-out source tree (or several), one document per file."""
+"""``source_dir``: a checked-out source tree (or several), one document per file.
+
+Licence: the source's ``license`` meta (the sample corpus sets it from Debian copyright files) as SPDX, with
+``license_from: meta``, else ``NOASSERTION``; a file's own ``SPDX-License-Identifier`` header overrides it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from dataengine.config import SourceConfig
+from dataengine.licenses import UNKNOWN, declared, header_license
 from dataengine.schema import doc_row
 from dataengine.sources.base import Unit, UnreadableFile, file_units, read_capped, read_error
 from dataengine.sources.files import is_remote, relative
@@ -25,7 +30,7 @@ class SourceDirReader:
             rel = relative(unit.path, spec.path) if unit.path != spec.path else os.path.basename(unit.path)
             repo = spec.meta.get("repo")
             url = f"{repo}/{rel}" if repo else unit.path
-            meta = {**spec.meta, "path": rel}
+            meta = {**spec.meta, "path": rel, **(declared(spec.meta) or UNKNOWN)}
             if not is_remote(unit.path) and os.path.islink(unit.path):
                 yield read_error(source, meta, url, self.kind, "symlink", os.readlink(unit.path))
                 continue
@@ -34,4 +39,5 @@ class SourceDirReader:
             except UnreadableFile as e:
                 yield read_error(source, meta, url, self.kind, e.reason, e.detail)
                 continue
+            meta |= header_license(raw)
             yield doc_row(source=source.name, kind=self.kind, url=url, raw=raw, lang=None, meta=meta)

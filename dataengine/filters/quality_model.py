@@ -1,0 +1,160 @@
+"""Model-based quality: a fastText classifier per text language (en, zh), DCLM / FineWeb-Edu style.
+
+The score is P(well-edited prose) from the project's own models (``quality_train``: trained on first use from
+registry data, cached).  Tag first, threshold later: ``QualityTagger`` stores the score as the
+``quality_score`` column once, ``quality_decide`` applies per-language thresholds from the config; the
+``quality_model`` rule of the quality stage scores and thresholds in one step (``min_score`` 0: keep all).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import re
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from dataengine.cache import cache_dir
+from dataengine.config import QUALITY_LANGS as LANGS
+from dataengine.schema import reject_rows, set_column
+
+STAGE = "quality_model"
+MODEL_VERSION = "quality-v1"
+MAX_CHARS = 10_000  # scored prefix of a document
+POSITIVE, NEGATIVE = "__label__hq", "__label__lq"
+SPACES = re.compile(r"\s+")
+CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+def model_dir(lang: str) -> Path:
+    return cache_dir() / "models" / MODEL_VERSION / lang
+
+
+def prepare(text: str, lang: str) -> str:
+    """One fastText line: whitespace collapsed, lower-cased; Chinese split into characters (fastText splits on
+    spaces, and word bigrams then become character bigrams)."""
+    text = SPACES.sub(" ", text[:MAX_CHARS]).strip().lower()
+    return " ".join(CJK.sub(r" \g<0> ", text).split()) if lang == "zh" else text
+
+
+def default_model(lang: str) -> Path:
+    """The cached model of ``lang`` (``en`` or ``zh``), trained on first use (once, whichever of the processes
+    that ask at the same time, e.g. a pool of Ray actors, gets the lock)."""
+    path = model_dir(lang) / "model.bin"
+    if path.exists():
+        return path
+    from dataengine.filters.quality_train import train_model
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with (path.parent / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return path if path.exists() else train_model(lang)
+
+
+class QualityModel:
+    def __init__(self, path: Path | str, lang: str = "en") -> None:
+        import fasttext
+
+        fasttext.FastText.eprint = lambda *args, **kwargs: None  # silence the load_model warning
+        self.model = fasttext.load_model(str(path))
+        self.lang = lang
+
+    def score(self, texts: list[str]) -> np.ndarray:
+        """P(positive) per text, float32 in [0, 1]."""
+        if not texts:
+            return np.zeros(0, np.float32)
+        labels, probs = self.model.predict([prepare(t, self.lang) for t in texts], k=2)
+        return np.array(
+            [dict(zip(ls, ps, strict=True)).get(POSITIVE, 0.0) for ls, ps in zip(labels, probs, strict=True)],
+            np.float32,
+        ).clip(0.0, 1.0)
+
+
+def base_lang(lang: str) -> str:
+    """``zh-Hans``/``zh-Hant`` -> ``zh``; a language without a model is a ``ValueError``."""
+    code = lang.split("-", 1)[0]
+    if code not in LANGS:
+        raise ValueError(f"no quality model for language {lang!r}; known: {', '.join(LANGS)}")
+    return code
+
+
+@cache
+def _loaded(lang: str) -> QualityModel:
+    return QualityModel(default_model(lang), lang)
+
+
+def score_batch(texts: list[str], lang: str) -> np.ndarray:
+    """Quality scores of texts in one language with the default model (loaded once per process)."""
+    return _loaded(base_lang(lang)).score(texts)
+
+
+class QualityTagger:
+    """Ray Data callable class: tags ``quality_score`` of every kept document whose ``lang`` has a model.
+
+    The score is stored once with the tagged documents; ``quality_decide`` applies the thresholds afterwards.
+    ``model_paths`` (language -> model file) come from the driver, which trains missing models first.
+    """
+
+    def __init__(self, model_paths: dict[str, str]) -> None:
+        self.models = {base_lang(lang): QualityModel(path, base_lang(lang)) for lang, path in model_paths.items()}
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        scores = np.full(table.num_rows, np.nan, np.float32)
+        rows = zip(table["lang"].to_pylist(), table["text"].to_pylist(), table["reject"].to_pylist(), strict=True)
+        todo: dict[str, list[int]] = {}
+        for i, (lang, text, prev) in enumerate(rows):
+            if prev is None and text and lang and lang.split("-", 1)[0] in self.models:
+                todo.setdefault(lang.split("-", 1)[0], []).append(i)
+        texts = table["text"].to_pylist()
+        for lang, rows_of_lang in todo.items():
+            scores[rows_of_lang] = self.models[lang].score([texts[i] for i in rows_of_lang]).round(4)
+        return set_column(table, "quality_score", pa.array(scores, pa.float32(), mask=np.isnan(scores)))
+
+
+def quality_decide(table: pa.Table, min_score: dict[str, float]) -> pa.Table:
+    """Ray Data ``map_batches`` function: ``quality_model:low_score`` for tagged documents below their language's
+    ``min_score`` (a language not named is never rejected)."""
+    rejects: list[str | None] = [None] * table.num_rows
+    details: list[str | None] = [None] * table.num_rows
+    rows = zip(table["lang"].to_pylist(), table["quality_score"].to_pylist(), strict=True)
+    for i, (lang, score) in enumerate(rows):
+        threshold = min_score.get((lang or "").split("-", 1)[0])
+        if score is not None and threshold is not None and score < threshold:
+            rejects[i], details[i] = f"{STAGE}:low_score", f"{lang} score={score:.3f} < {threshold}"
+    return reject_rows(table, rejects, details)
+
+
+def quality_summary(table: pa.Table) -> dict[str, dict[str, dict[str, float]]]:
+    """Per source, the score quantiles of documents the cleaning stages kept beside those they rejected: a
+    check that the rules and the classifier agree (rejected documents should score lower), and a guide for
+    choosing ``min_score``.  Sources with no scored document are left out."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    scored = table.filter(pc.is_valid(table["quality_score"]))
+    for source in sorted(set(scored["source"].to_pylist())):
+        rows = scored.filter(pc.equal(scored["source"], source))
+        kept = pc.is_null(rows["reject"]).to_numpy(zero_copy_only=False)
+        scores = rows["quality_score"].to_numpy(zero_copy_only=False)
+        out[source] = {
+            side: {"docs": int(part.size), **{f"p{q}": round(float(np.percentile(part, q)), 4) for q in (10, 50, 90)}}
+            for side, part in (("kept", scores[kept]), ("rejected", scores[~kept]))
+            if part.size
+        }
+    return out
+
+
+class QualityModelRule:
+    """Quality-stage rule: ``low_score`` below ``min_score`` (0 keeps everything: tag first, threshold later)."""
+
+    def __init__(self, lang: str, min_score: float = 0.0) -> None:
+        self.lang = base_lang(lang)
+        if not 0.0 <= min_score <= 1.0:
+            raise ValueError(f"quality_model: min_score must be in [0, 1], got {min_score}")
+        self.min_score = min_score
+
+    def __call__(self, text: str) -> str | None:
+        if self.min_score <= 0.0:
+            return None
+        return "low_score" if score_batch([text], self.lang)[0] < self.min_score else None
