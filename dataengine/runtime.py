@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -49,6 +50,20 @@ def configure_data_context(show_progress: bool) -> None:
     ctx.execution_options.preserve_order = True
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     logging.getLogger("ray").setLevel(logging.WARNING)
+    for handler in logging.getLogger("ray.data").handlers:
+        if getattr(handler, "stream", None) in (sys.stderr, sys.stdout) and not any(
+            isinstance(f, NoConsoleErrors) for f in handler.filters
+        ):
+            handler.addFilter(NoConsoleErrors())
+
+
+class NoConsoleErrors(logging.Filter):
+    """Keeps Ray Data's ERROR records (a failed task's traceback, printed before the error reaches the driver) off
+    the console: the driver then reports the error in one line, or re-raises it with its traceback, and Ray's
+    session log (``/tmp/ray/session_latest/logs/ray-data*.log``) still holds the full record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR
 
 
 @contextmanager

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import resource
 import shutil
 import sys
@@ -820,7 +821,8 @@ def main(argv: list[str] | None = None) -> int:
         cause = _os_error(e)
         if cause is None:
             raise
-        where = f" ({cause.filename})" if cause.filename else ""
+        path = cause.filename  # a Ray worker's OSError carries Ray's retry advice there: not a path
+        where = f" ({path})" if isinstance(path, str | os.PathLike) and "\n" not in str(path) else ""
         console.print(f"[red]error:[/] cannot write: {cause.strerror or cause}{where}; the output has no manifest")
         return 1
     return 0

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from tokenizers import Tokenizer
@@ -163,7 +164,20 @@ def test_a_new_threshold_rebuilds_from_the_cached_tags(corpus: Path, built: tupl
     first = built[1]
     out = tmp_path / "testmix"
     shutil.copytree(built[0], out)  # the same output, with the tags its build kept in .stages/
-    strict = {**yaml.safe_load(write_mix(tmp_path, corpus).read_text())["pipeline"], "langid": {"min_score": 0.999}}
+    # a threshold from the tags themselves: the lowest over sources of the best language score among the documents
+    # the first build trained on, so that some documents fall below it and every source keeps one
+    trained = set()
+    for shard in out.glob("shard-*.arrow"):
+        with pa.ipc.open_stream(shard) as stream:
+            trained |= set(stream.read_all()["id"].to_pylist())
+    (tags,) = (out / ".stages").glob("tagged-*")
+    best: dict[str, float] = {}
+    for row in pq.read_table(tags / "docs", columns=["id", "source", "lang_score"]).to_pylist():
+        if row["id"] in trained and row["lang_score"] is not None:
+            best[row["source"]] = max(best.get(row["source"], 0.0), row["lang_score"])
+    threshold = min(best.values()) - 1e-6
+    pipeline = yaml.safe_load(write_mix(tmp_path, corpus).read_text())["pipeline"]
+    strict = {**pipeline, "langid": {"min_score": threshold}}
     mix = load_mix(str(write_mix(tmp_path, corpus, pipeline=strict)))
     report = Build(mix, load_sources(mix.sources), out, cpus=2).run()
     assert "tagged documents (stage cache)" in report["timings_s"] and "read+extract+tag" not in report["timings_s"]
