@@ -258,8 +258,11 @@ def permissive(expr: str) -> bool:
 _HEADER_LINES = 30
 _HEADER_BYTES = 8192  # 30 lines of a source file, generously
 _HEADER = re.compile(r"SPDX-License-Identifier:[ \t]*([A-Za-z0-9.+:() \t-]+)")
-# A repository's licence file: LICENSE, LICENCE, COPYING, UNLICENSE, with no extension or a text one.
-LICENSE_FILE = re.compile(r"(?:(?:un)?licen[cs]e|copying)(?:\.(?:md|txt|rst|markdown))?", re.IGNORECASE)
+# A repository's licence file: LICENSE, LICENCE, COPYING, UNLICENSE, with no extension or a text one, or one of a
+# dual licence's files (LICENSE-MIT and LICENSE-APACHE, as Rust crates ship them: group ``dual``).
+LICENSE_FILE = re.compile(
+    r"(?:(?:un)?licen[cs]e|copying)(?P<dual>[-_][a-z0-9-]+)?(?:\.(?:md|txt|rst|markdown))?", re.IGNORECASE
+)
 
 
 def spdx_header(text: str) -> str | None:

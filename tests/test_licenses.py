@@ -203,6 +203,17 @@ def test_git_documents_carry_the_repository_licence_or_their_header(tmp_path: Pa
     }
 
 
+def test_a_dual_licence_in_two_files_is_either_licence(tmp_path: Path) -> None:
+    """Rust crates ship LICENSE-MIT and LICENSE-APACHE: the user may take either; ``license_test.go`` is code."""
+    repo = git_init(tmp_path / "dual")
+    (repo / "LICENSE-MIT").write_text(dist_license_text("urllib3")[1])
+    (repo / "LICENSE-APACHE").write_text((LICENSES / "Apache-2.0").read_text())
+    (repo / "license_test.go").write_text("package license\n\n// Permission is hereby granted, free of charge\n")
+    git_commit_all(repo)
+    rows = read_all(SourceConfig(name="code", kind="git", paths=[str(repo)]))
+    assert {json.loads(r["meta"])["license"] for r in rows} == {"Apache-2.0 OR MIT"}
+
+
 def test_source_dir_normalises_its_declared_licence(tmp_path: Path) -> None:
     (tmp_path / "a.py").write_text("x = 1\n")
     (tmp_path / "b.rs").write_text("// SPDX-License-Identifier: MIT OR Apache-2.0\nfn main() {}\n")

@@ -22,7 +22,7 @@ from typing import Any
 
 from dataengine.cache import cache_dir
 from dataengine.config import SourceConfig
-from dataengine.licenses import LICENSE_FILE, UNKNOWN, declared, from_license_text, header_license
+from dataengine.licenses import LICENSE_FILE, UNKNOWN, declared, from_license_text, header_license, normalise
 from dataengine.schema import doc_row
 from dataengine.sources.base import Unit, read_error
 
@@ -135,8 +135,9 @@ def _repo_license(repo: str, ref: str, max_bytes: int) -> dict[str, str]:
     """``license``/``license_from`` from the repository's top-level licence file (LICENSE, COPYING.md, ...).
 
     Lists the root tree only (not the recursive listing, which ``units`` made in another process) and reads the
-    candidate files in one ``cat-file``; LICENSE* is tried before COPYING*, and the first one recognised names
-    the licence.  ``NOASSERTION`` when there is none, or none recognised.
+    candidate files in one ``cat-file``; LICENSE is tried before COPYING, and the first one recognised names the
+    licence.  Without one, a dual licence's files (LICENSE-MIT, LICENSE-APACHE) give ``MIT OR Apache-2.0``: the
+    user may take either.  ``NOASSERTION`` when there is none, or none recognised.
     """
     listing = _git(["-C", repo, "ls-tree", "-l", "-z", ref]).stdout
     candidates: dict[str, str] = {}
@@ -148,10 +149,13 @@ def _repo_license(repo: str, ref: str, max_bytes: int) -> dict[str, str]:
             candidates[name] = blob.decode()
     names = sorted(candidates, key=lambda n: (n.lower().startswith("copying"), n))
     texts = _cat_blobs(repo, [candidates[n] for n in names]) if names else {}
-    for n in names:
-        spdx = from_license_text(texts[candidates[n]].decode("utf-8", "replace"))
-        if spdx:
-            return {"license": spdx, "license_from": "LICENSE"}
+    found = {n: from_license_text(texts[candidates[n]].decode("utf-8", "replace")) for n in names}
+    whole = [spdx for n, spdx in found.items() if spdx and not LICENSE_FILE.fullmatch(n).group("dual")]
+    if whole:
+        return {"license": whole[0], "license_from": "LICENSE"}
+    dual = sorted({spdx for spdx in found.values() if spdx})
+    if dual:
+        return {"license": normalise(" OR ".join(dual)), "license_from": "LICENSE"}
     return dict(UNKNOWN)
 
 
