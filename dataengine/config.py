@@ -201,6 +201,9 @@ class LangIdConfig(Strict):
     enabled: bool = True
     model: str | None = None  # a fastText model (lid.176.bin, GlotLID); default: the project's own, trained once
     min_score: float = Field(default=0.0, ge=0.0, le=1.0)  # a matching language below this is ``low_score``
+    # language -> source: a text document in that language found in another source is moved there (counted as
+    # ``langid:routed`` in its own source, and as ``routed_in`` of the other) instead of ``lang_mismatch``
+    route: dict[str, str] = Field(default_factory=dict)
 
 
 QUALITY_LANGS = ("en", "zh")  # the text languages the project trains a quality classifier for

@@ -39,6 +39,7 @@ from dataengine.filters import QualityStage
 from dataengine.filters.decontam import REASON as DECONTAM_REASON
 from dataengine.filters.decontam import STAGE as DECONTAM_STAGE
 from dataengine.filters.decontam import build_index, decontaminate_batch
+from dataengine.filters.langid import ROUTED as LANGID_ROUTED
 from dataengine.filters.langid import STAGE as LANGID_STAGE
 from dataengine.filters.langid import LangIdTagger, expected_languages, langid_decide
 from dataengine.filters.lid_train import default_model
@@ -92,6 +93,9 @@ class Build:
     ) -> None:
         self.mix, self.out, self.cpus = mix, out, cpus
         self.sources = with_mix_licenses(sources, mix.licenses)
+        unknown = sorted(set(mix.pipeline.langid.route.values()) - {s.name for s in sources})
+        if unknown:
+            raise ValueError(f"langid.route names no source {', '.join(unknown)}; sources: {[s.name for s in sources]}")
         self.tokenizer_path = tokenizer
         # without a shared cache, the stages are kept inside the output until the build completes: --resume
         self.private_cache = stage_cache is None
@@ -290,7 +294,11 @@ class Build:
         if self.pipe.langid.enabled:
             ds = ds.map_batches(
                 langid_decide,
-                fn_kwargs={"expected": expected_languages(self.sources), "min_score": self.pipe.langid.min_score},
+                fn_kwargs={
+                    "expected": expected_languages(self.sources),
+                    "min_score": self.pipe.langid.min_score,
+                    "route": self.pipe.langid.route,
+                },
                 batch_format="pyarrow",
                 batch_size=self.pipe.batch_size,
             )
@@ -427,6 +435,8 @@ class Build:
         languages = docs.map_batches(_language_counts, batch_format="pyarrow").take_all()
         for (source, lang), (n, nbytes, tokens) in sum_counts(languages).items():
             funnel[source].languages[lang] = {"docs": n, "bytes": nbytes, "tokens": tokens}
+        for row in docs.map_batches(_routed_counts, batch_format="pyarrow").take_all():
+            funnel[row["to"]].routed_in += row["docs"]
         code = [s.name for s in self.sources if s.filter_domain == "code"]
         licenses = docs.map_batches(_license_counts, fn_kwargs={"sources": code}, batch_format="pyarrow").take_all()
         for (source, spdx), (n, nbytes, tokens) in sum_counts(licenses).items():
@@ -644,6 +654,14 @@ def _pii_counts(table: pa.Table) -> pa.Table:
 
 def _language_counts(table: pa.Table) -> pa.Table:
     return batch_counts(_kept(table), by="lang")
+
+
+def _routed_counts(table: pa.Table) -> pa.Table:
+    """Documents ``langid.route`` moved, per source they moved to (their rejection detail starts ``to=SOURCE``)."""
+    moved = table.filter(pc.equal(pc.fill_null(table["reject"], ""), LANGID_ROUTED))
+    to = pc.struct_field(pc.extract_regex(moved["reject_detail"], r"^to=(?P<to>\S+)"), "to")
+    counts = pa.table({"to": to}).group_by("to").aggregate([("to", "count")])
+    return pa.table({"to": counts["to"], "docs": counts["to_count"]})
 
 
 def _license_counts(table: pa.Table, sources: list[str]) -> pa.Table:

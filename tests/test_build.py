@@ -188,6 +188,29 @@ def test_a_new_threshold_rebuilds_from_the_cached_tags(corpus: Path, built: tupl
         assert f["docs_in"] == first["sources"][name]["docs_in"], name
 
 
+def test_langid_route_moves_the_untranslated_page_and_the_funnel_still_balances(
+    corpus: Path, built: tuple[Path, dict], tmp_path: Path
+) -> None:
+    """The English page inside the Chinese site goes to web_en with ``langid.route`` (from the cached tags)."""
+    out = tmp_path / "testmix"
+    shutil.copytree(built[0], out)
+    pipeline = yaml.safe_load(write_mix(tmp_path, corpus).read_text())["pipeline"]
+    mix = load_mix(str(write_mix(tmp_path, corpus, pipeline={**pipeline, "langid": {"route": {"en": "web_en"}}})))
+    report = Build(mix, load_sources(mix.sources), out, cpus=2).run()
+    src = report["sources"]
+    assert src["web_zh"]["rejected"].get("langid:routed", 0) >= 1
+    assert "langid:lang_mismatch" not in src["web_zh"]["rejected"]  # every stray page was English: all moved
+    routed = sum(f["rejected"].get("langid:routed", 0) for f in src.values())
+    assert src["web_en"]["routed_in"] == routed
+    assert src["web_en"]["docs_in"] == built[1]["sources"]["web_en"]["docs_in"] + routed
+    for name, f in src.items():
+        assert f["docs_in"] == f["docs_out"] + f["held_out_docs"] + sum(f["rejected"].values()), name
+    bad = mix.model_copy(update={"pipeline": mix.pipeline.model_copy(update={"langid": mix.pipeline.langid.model_copy(
+        update={"route": {"en": "nowhere"}})})})  # fmt: skip
+    with pytest.raises(ValueError, match="langid.route names no source nowhere"):
+        Build(bad, load_sources(mix.sources), tmp_path / "bad", cpus=2)
+
+
 def test_full_or_unwritable_output_is_a_clear_error_and_never_looks_complete(corpus: Path, tmp_path: Path) -> None:
     mix = write_mix(tmp_path, corpus, name="fullmix")
     cmd = [sys.executable, "-m", "pipelines.build", "--mix", str(mix), "--workers", "2", "--out"]

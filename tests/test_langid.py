@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from dataengine.config import SourceConfig
@@ -91,6 +92,36 @@ def test_stage_rejects_wrong_language_and_skips_code(model_path: Path) -> None:
     assert out[2]["lang"] == "python" and out[2]["lang_score"] is None
     strict = langid_decide(tagged, expected_languages(sources), min_score=1.0).to_pylist()  # same tags, new threshold
     assert strict[0]["reject"] == "langid:low_score" and strict[2]["reject"] is None
+
+
+def test_route_moves_a_page_to_the_source_of_its_language(model_path: Path) -> None:
+    """``langid.route``: the English page found in web_zh goes on as a web_en document, counted in both."""
+    from pipelines.build import _routed_counts
+
+    sources = [
+        SourceConfig(name="web_zh", kind="jsonl", paths=["x"], lang="zh"),
+        SourceConfig(name="web_en", kind="jsonl", paths=["x"], lang="en"),
+    ]
+    english = (LICENSES / "Apache-2.0").read_text()[:3000]
+    rows = [
+        doc_row(source="web_zh", kind="text", url="1", text="".join(ZH_SENTENCES)),
+        doc_row(source="web_zh", kind="text", url="2", text=english, meta={"package": "p"}),
+    ]
+    tagged = LangIdTagger(str(model_path), sources)(rows_to_table(rows))
+    out = langid_decide(tagged, expected_languages(sources), min_score=0.0, route={"en": "web_en"}).to_pylist()
+    assert [(r["source"], r["reject"]) for r in out] == [
+        ("web_zh", None),
+        ("web_zh", "langid:routed"),
+        ("web_en", None),
+    ]
+    moved = out[2]
+    assert moved["text"] == english and moved["id"] == "web_en/" + out[1]["id"].split("/", 1)[1]
+    assert json.loads(moved["meta"]) == {"package": "p", "routed_from": "web_zh"}
+    assert out[1]["reject_detail"].startswith("to=web_en predicted=en")
+    counts = _routed_counts(pa.Table.from_pylist(out, schema=tagged.schema)).to_pylist()
+    assert counts == [{"to": "web_en", "docs": 1}]
+    unrouted = langid_decide(tagged, expected_languages(sources), min_score=0.0, route={"ja": "web_en"})
+    assert unrouted["reject"].to_pylist() == [None, "langid:lang_mismatch"]  # no route for English: rejected
 
 
 def test_a_glotlid_style_user_model_and_deterministic_training(tmp_path: Path) -> None:

@@ -1,12 +1,15 @@
 """Language ID with fastText: the project's own model (trained on first use) or a user's lid.176.bin / GlotLID.
 
 The language and its score become columns (``lang``, ``lang_score``); a text document whose language does not
-match its source's (an untranslated English page in ``web_zh``) is rejected as ``langid:lang_mismatch``, and a
-matching one below the configured ``min_score`` as ``langid:low_score``.  Code is not language-identified.
+match its source's (an untranslated English page in ``web_zh``) is rejected as ``langid:lang_mismatch`` — or, where
+``langid.route`` names a source for its language, moved there (``langid:routed`` in its own source, a copy with
+the other source's name and ``meta.routed_from`` going on) — and a matching one below the configured
+``min_score`` as ``langid:low_score``.  Code is not language-identified.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -82,16 +85,40 @@ def expected_languages(sources: list[SourceConfig]) -> dict[str, str]:
     return {s.name: s.lang for s in sources if s.filter_domain != "code" and s.lang}
 
 
-def langid_decide(table: pa.Table, expected: dict[str, str], min_score: float) -> pa.Table:
-    """Ray Data ``map_batches`` function: reject tagged documents in the wrong language or below ``min_score``."""
+ROUTED = f"{STAGE}:routed"
+
+
+def langid_decide(
+    table: pa.Table, expected: dict[str, str], min_score: float, route: dict[str, str] | None = None
+) -> pa.Table:
+    """Ray Data ``map_batches`` function: reject tagged documents in the wrong language or below ``min_score``;
+    with ``route`` (language -> source), move a wrong-language document to the source of its language instead."""
     rejects: list[str | None] = [None] * table.num_rows
     details: list[str | None] = [None] * table.num_rows
+    moved: dict[int, str] = {}  # row -> the source it moves to
     rows = zip(table["source"].to_pylist(), table["lang"].to_pylist(), table["lang_score"].to_pylist(), strict=True)
     for i, (source, lang, score) in enumerate(rows):
         if score is None or source not in expected:
             continue  # not tagged: code, a source without a language, or rejected before tagging
         if not matches(expected[source], lang):
-            rejects[i], details[i] = f"{STAGE}:lang_mismatch", f"predicted={lang} score={score:.3f}"
+            target = next((t for code, t in (route or {}).items() if matches(code, lang) and t != source), None)
+            if target is not None and score >= min_score:
+                moved[i] = target
+                rejects[i], details[i] = ROUTED, f"to={target} predicted={lang} score={score:.3f}"
+            else:
+                rejects[i], details[i] = f"{STAGE}:lang_mismatch", f"predicted={lang} score={score:.3f}"
         elif score < min_score:
             rejects[i], details[i] = f"{STAGE}:low_score", f"{lang} score={score:.3f} < {min_score}"
-    return reject_rows(table, rejects, details)
+    decided = reject_rows(table, rejects, details)
+    return pa.concat_tables([decided, routed_copies(table, moved)]) if moved else decided
+
+
+def routed_copies(table: pa.Table, moved: dict[int, str]) -> pa.Table:
+    """The moved rows as documents of their new source: a stable id of that source, ``meta.routed_from``."""
+    rows = table.take(pa.array(sorted(moved), pa.int64())).to_pylist()
+    for row, target in zip(rows, (moved[i] for i in sorted(moved)), strict=True):
+        meta = json.loads(row["meta"] or "{}")
+        meta["routed_from"] = row["source"]
+        row["id"] = f"{target}/{row['id'].split('/', 1)[-1]}"
+        row["source"], row["meta"] = target, json.dumps(meta, ensure_ascii=False, sort_keys=True)
+    return pa.Table.from_pylist(rows, schema=table.schema)

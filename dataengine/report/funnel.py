@@ -43,6 +43,7 @@ class SourceFunnel:
     epochs: float = 0.0
     held_out_docs: int = 0
     held_out_tokens: int = 0
+    routed_in: int = 0  # documents ``langid.route`` moved here from other sources (counted in ``docs_in``)
     rejected: dict[str, int] = field(default_factory=dict)
     rejected_tokens: dict[str, int] = field(default_factory=dict)
     rejected_bytes: dict[str, int] = field(default_factory=dict)
