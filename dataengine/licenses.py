@@ -110,10 +110,18 @@ def normalise(name: str) -> str:
             parts.append(_term(token))
     expr = " ".join(parts).replace("( ", "(").replace(" )", ")")
     try:
-        _parse(expr)
+        return _render(_parse(expr))  # one spelling per expression: no redundant parentheses
     except ValueError:  # unbalanced parentheses or a dangling operator: the whole name is one reference
         return _licence_ref(name)
-    return expr
+
+
+def _render(node: _Node, inside: str | None = None) -> str:
+    """An expression tree as SPDX text, parenthesised only where ``OR`` sits inside ``AND``."""
+    if isinstance(node, str):
+        return node
+    op, operands = node
+    text = f" {op} ".join(_render(o, op) for o in operands)
+    return f"({text})" if inside == "AND" and op == "OR" else text
 
 
 def _term(term: str) -> str:
@@ -173,7 +181,7 @@ _NOT_AN_ID = ("(", ")", "AND", "OR", "WITH")
 class _Parser:
     """SPDX expression syntax: ``AND`` binds tighter than ``OR``, parentheses group, ``id WITH exception``.
 
-    The tree keeps only the licence of a ``WITH``: an exception grants more, never less, so the licence decides.
+    A leaf is a licence id, or ``id WITH exception`` as one string.
     """
 
     def __init__(self, expr: str) -> None:
@@ -220,8 +228,10 @@ class _Parser:
             self.fail()
         if self.peek() == "WITH":
             self.take()
-            if self.take().upper() in _NOT_AN_ID:
+            exception = self.take()
+            if exception.upper() in _NOT_AN_ID:
                 self.fail()
+            return f"{token} WITH {exception}"
         return token
 
 
@@ -238,8 +248,8 @@ def allowed(expr: str, allow: frozenset[str]) -> bool:
     """
 
     def holds(node: _Node) -> bool:
-        if isinstance(node, str):
-            return node in allow
+        if isinstance(node, str):  # an exception grants more, never less: the licence decides
+            return node.split(" WITH ", 1)[0] in allow
         op, operands = node
         return (any if op == "OR" else all)(holds(o) for o in operands)
 

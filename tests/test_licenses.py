@@ -58,6 +58,9 @@ NAMES = {
     "BSL-1.0 and Jam": "BSL-1.0 AND LicenseRef-Jam",
     "GPL-2+ or Artistic-2.0, and BSD-3-clause": "(GPL-2.0-or-later OR Artistic-2.0) AND BSD-3-Clause",
     "GPL-2+ with Autoconf exception": "GPL-2.0-or-later WITH Autoconf-exception-generic",
+    # Linux's UAPI headers: one spelling whatever the parentheses, so equal licences count together
+    "((GPL-2.0+ WITH Linux-syscall-note) OR BSD-3-Clause)": "GPL-2.0-or-later WITH Linux-syscall-note OR BSD-3-Clause",
+    "(GPL-2.0 WITH Linux-syscall-note)": "GPL-2.0-only WITH Linux-syscall-note",
     "OpenLDAP-2.8": "LicenseRef-OpenLDAP-2.8",
     "Permission to use, copy, modify, and distribute this software and its": (
         "LicenseRef-Permission-to-use-copy-modify-and-distribute-this-software-and-its"
