@@ -165,7 +165,13 @@ def make_corpus(root: Path) -> Path:
 
     sources = {
         "sources": [
-            {"name": "web_en", "kind": "html_dir", "lang": "en", "paths": ["site_en"]},
+            # a base URL keeps ids (url + content hash), and so the held-out slice, the same in every temp dir
+            {
+                "name": "web_en",
+                "kind": "html_dir",
+                "lang": "en",
+                "paths": [{"path": "site_en", "base_url": "http://en.test/"}],
+            },
             {"name": "crawl_en", "kind": "warc", "lang": "en", "paths": ["warc/*.warc.gz"]},
             {
                 "name": "web_zh",
