@@ -103,12 +103,13 @@ class QualityTagger:
 
     def __call__(self, table: pa.Table) -> pa.Table:
         scores = np.full(table.num_rows, np.nan, np.float32)
-        rows = zip(table["lang"].to_pylist(), table["text"].to_pylist(), table["reject"].to_pylist(), strict=True)
-        todo: dict[str, list[int]] = {}
-        for i, (lang, text, prev) in enumerate(rows):
-            if prev is None and text and lang and lang.split("-", 1)[0] in self.models:
-                todo.setdefault(lang.split("-", 1)[0], []).append(i)
         texts = table["text"].to_pylist()
+        todo: dict[str, list[int]] = {}
+        rows = zip(table["lang"].to_pylist(), texts, table["reject"].to_pylist(), strict=True)
+        for i, (lang, text, prev) in enumerate(rows):
+            code = (lang or "").split("-", 1)[0]
+            if prev is None and text and code in self.models:
+                todo.setdefault(code, []).append(i)
         for lang, rows_of_lang in todo.items():
             scores[rows_of_lang] = self.models[lang].score([texts[i] for i in rows_of_lang]).round(4)
         return set_column(table, "quality_score", pa.array(scores, pa.float32(), mask=np.isnan(scores)))
