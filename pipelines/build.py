@@ -31,6 +31,7 @@ from rich.console import Console
 from rich.table import Table
 from tokenizers import Tokenizer
 
+from dataengine.atomic import atomic_open, write_json_atomic
 from dataengine.config import QUALITY_LANGS, MixConfig, SourceConfig, load_mix, load_sources
 from dataengine.dedup.exact import find_duplicates, mark_duplicates
 from dataengine.dedup.near import near_dedup
@@ -52,7 +53,7 @@ from dataengine.report.funnel import KEPT, SourceFunnel, batch_counts, check_bal
 from dataengine.report.render import write_report
 from dataengine.runtime import ray_session
 from dataengine.schema import set_column, stable_hash
-from dataengine.shards.manifest import MANIFEST, write_json_atomic, write_manifest
+from dataengine.shards.manifest import MANIFEST, write_manifest
 from dataengine.shards.writer import ShardWriter, sha256_file, shard_schema
 from dataengine.sources import list_units, read_units
 from dataengine.tokenize import TokenizeStage
@@ -740,11 +741,9 @@ def _outcome_keys(table: pa.Table) -> pa.Table:
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_open(path) as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    tmp.replace(path)
 
 
 def _sample_rows(table: pa.Table, ids: set[str]) -> pa.Table:

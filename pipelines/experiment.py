@@ -221,7 +221,7 @@ class Experiment:
 
     # -- report -----------------------------------------------------------------------------------------------
     def report(self) -> dict[str, Any]:
-        from dataengine.shards.manifest import write_json_atomic
+        from dataengine.atomic import write_json_atomic
         from pipelines.experiment_report import analyse, write_html
 
         evals = {

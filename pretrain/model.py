@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dataengine.atomic import atomic_open
+
 REFERENCE_VOCAB = 32000  # the vocabulary the size table and ``choose_size`` are stated at
 TOKENS_PER_PARAM = 20  # Chinchilla (Hoffmann et al. 2022): compute-optimal training is ~20 tokens per parameter
 
@@ -255,12 +257,10 @@ def save_checkpoint(
         **extra,
     }
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
+    with atomic_open(path, "wb") as f:
         torch.save(checkpoint, f)
         f.flush()
         os.fsync(f.fileno())
-    tmp.replace(path)
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[GPT, dict[str, Any]]:

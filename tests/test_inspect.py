@@ -17,9 +17,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from dataengine.atomic import write_json_atomic
 from dataengine.report.funnel import SourceFunnel
 from dataengine.schema import make_id
-from dataengine.shards.manifest import write_json_atomic, write_manifest
+from dataengine.shards.manifest import write_manifest
 from dataengine.shards.reader import iter_documents, read_shard, verify
 from dataengine.shards.writer import ShardWriter, sha256_file, shard_schema
 from tests.corpus import LICENSES, STDLIB, ZH_SENTENCES

@@ -1,6 +1,6 @@
 """The fastText quality classifier: trained on registry data in a subprocess (once, into the cache), scores
-held-out prose above held-out logs and catalogs, retrains byte-identically, and tags/decides/filters in the
-quality stage."""
+held-out prose above held-out logs and catalogs, retrains byte-identically, and tags documents
+once so that a threshold decides later."""
 
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from dataengine.config import FilterSpec, SourceConfig
-from dataengine.filters import QualityStage, build_rule
+from dataengine.config import FilterSpec
+from dataengine.filters import build_rule
 from dataengine.filters.lid_train import _train_in_subprocess
 from dataengine.filters.quality_model import (
     POSITIVE,
     QualityModel,
     QualityTagger,
+    base_lang,
     default_model,
     quality_decide,
-    score_batch,
 )
 from dataengine.filters.quality_train import FASTTEXT_ARGS, HELD_OUT
 from dataengine.schema import doc_row, rows_to_table, unit_fraction
@@ -60,24 +60,18 @@ def test_retraining_gives_the_same_bytes(lang_model: tuple[str, Path], tmp_path:
     assert (tmp_path / "again.bin").read_bytes() == path.read_bytes()
 
 
-def test_score_batch_and_rule() -> None:
-    scores = score_batch([PROSE_ZH, MENU_ZH, PROSE_ZH], "zh-Hans")
-    assert scores.dtype == np.float32 and scores[0] == scores[2] and scores[0] > scores[1]
-    rule = build_rule(FilterSpec(name="quality_model", domains=["zh"], params={"lang": "zh", "min_score": 0.5}))
-    assert rule(PROSE_ZH) is None and rule(MENU_ZH) == "low_score"
-    keep_all = build_rule(FilterSpec(name="quality_model", domains=["zh"], params={"lang": "zh"}))
-    assert keep_all(MENU_ZH) is None
+def test_model_scores_prose_above_a_menu_and_names_unknown_languages() -> None:
+    model = QualityModel(default_model("zh"), base_lang("zh-Hans"))
+    scores = model.score([PROSE_ZH, MENU_ZH, PROSE_ZH])
+    assert scores.dtype == np.float32 and scores[0] == scores[2] and scores[0] > 0.5 > scores[1]
     with pytest.raises(ValueError, match="no quality model for language 'fr'"):
-        score_batch(["texte"], "fr")
-    with pytest.raises(ValueError, match="min_score"):
-        build_rule(FilterSpec(name="quality_model", domains=["en"], params={"lang": "en", "min_score": 2}))
+        base_lang("fr")
 
 
-def test_rule_in_the_quality_stage() -> None:
-    spec = FilterSpec(name="quality_model", domains=["zh"], params={"lang": "zh", "min_score": 0.5})
-    stage = QualityStage([spec], [SourceConfig(name="web_zh", kind="html_dir", lang="zh", paths=[])])
-    rows = [doc_row(source="web_zh", kind="html", url=u, text=t) for u, t in (("a", PROSE_ZH), ("b", MENU_ZH))]
-    assert stage(rows_to_table(rows))["reject"].to_pylist() == [None, "quality_model:low_score"]
+def test_a_quality_model_filter_entry_points_to_the_threshold() -> None:
+    """The score is a tag thresholded by ``quality_model.min_score``, not a rule of the filter chain."""
+    with pytest.raises(ValueError, match=r"quality_model: \{min_score"):
+        build_rule(FilterSpec(name="quality_model", domains=["en"]))
 
 
 def test_tag_then_decide() -> None:

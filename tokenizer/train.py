@@ -16,6 +16,8 @@ from pathlib import Path
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
+from dataengine.atomic import atomic_path
+
 EOS = "<|endoftext|>"
 SPECIAL_TOKENS = [EOS, "<|pad|>"]
 
@@ -45,9 +47,8 @@ def train(
     tok.train_from_iterator(texts, trainer=trainer)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".tmp")
-        tok.save(str(tmp))
-        tmp.replace(out)
+        with atomic_path(out) as tmp:
+            tok.save(str(tmp))
     return tok
 
 

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
+from dataengine.atomic import atomic_open
 from dataengine.crawl.frontier import Outcome, Skip
 from dataengine.crawl.warcfile import WarcFiles, crawl_warcs, trim
 
@@ -60,24 +59,12 @@ class CrawlStore:
         self._log.flush()
 
     def finish(self, skips: list[Skip], report: dict[str, Any]) -> None:
-        with _atomic(self.out / SKIPPED) as f:
+        with atomic_open(self.out / SKIPPED) as f:
             for skip in skips:
                 f.write(json.dumps(vars(skip), ensure_ascii=False) + "\n")
-        with _atomic(self.out / REPORT) as f:
+        with atomic_open(self.out / REPORT) as f:
             f.write(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
 
     def close(self) -> None:
         self.warcs.close()
         self._log.close()
-
-
-@contextmanager
-def _atomic(path: Path) -> Iterator[TextIO]:
-    """Write a file under a temporary name and rename it into place: readers never see half of it."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as f:
-            yield f
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)

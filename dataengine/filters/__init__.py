@@ -23,7 +23,6 @@ from typing import Any
 import pyarrow as pa
 
 from dataengine.config import FilterSpec, SourceConfig
-from dataengine.filters.quality_model import QualityModelRule
 from dataengine.filters.rules_code import CodeFiles, CodeLines
 from dataengine.filters.rules_license import LicenseFilter
 from dataengine.filters.rules_text import (
@@ -52,7 +51,6 @@ FILTERS: dict[str, Callable[..., Any]] = {
     "zh_repetition": ZhRepetition,
     "code_files": CodeFiles,
     "code_lines": CodeLines,
-    "quality_model": QualityModelRule,  # fastText quality score (en, zh); off by default
     "license": LicenseFilter,  # keep code under allowed licences only; off by default
 }
 
@@ -61,7 +59,10 @@ def build_rule(spec: FilterSpec) -> Any:
     try:
         factory = FILTERS[spec.name]
     except KeyError:
-        raise ValueError(f"unknown filter {spec.name!r}; known filters: {', '.join(sorted(FILTERS))}") from None
+        hint = " (the quality score is thresholded by `quality_model: {min_score: {en: 0.2}}`)" * (
+            spec.name == "quality_model"
+        )
+        raise ValueError(f"unknown filter {spec.name!r}{hint}; known filters: {', '.join(sorted(FILTERS))}") from None
     try:
         return factory(**spec.params)
     except TypeError as e:

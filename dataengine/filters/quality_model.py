@@ -2,15 +2,14 @@
 
 The score is P(well-edited prose) from the project's own models (``quality_train``: trained on first use from
 registry data, cached).  Tag first, threshold later: ``QualityTagger`` stores the score as the
-``quality_score`` column once, ``quality_decide`` applies per-language thresholds from the config; the
-``quality_model`` rule of the quality stage scores and thresholds in one step (``min_score`` 0: keep all).
+``quality_score`` column once (cached with the build's tags), ``quality_decide`` applies per-language thresholds
+from the config (``quality_model.min_score``), so a new threshold reruns no model.
 """
 
 from __future__ import annotations
 
 import fcntl
 import re
-from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -81,16 +80,6 @@ def base_lang(lang: str) -> str:
     return code
 
 
-@cache
-def _loaded(lang: str) -> QualityModel:
-    return QualityModel(default_model(lang), lang)
-
-
-def score_batch(texts: list[str], lang: str) -> np.ndarray:
-    """Quality scores of texts in one language with the default model (loaded once per process)."""
-    return _loaded(base_lang(lang)).score(texts)
-
-
 class QualityTagger:
     """Ray Data callable class: tags ``quality_score`` of every kept document whose ``lang`` has a model.
 
@@ -144,18 +133,3 @@ def quality_summary(table: pa.Table) -> dict[str, dict[str, dict[str, float]]]:
             if part.size
         }
     return out
-
-
-class QualityModelRule:
-    """Quality-stage rule: ``low_score`` below ``min_score`` (0 keeps everything: tag first, threshold later)."""
-
-    def __init__(self, lang: str, min_score: float = 0.0) -> None:
-        self.lang = base_lang(lang)
-        if not 0.0 <= min_score <= 1.0:
-            raise ValueError(f"quality_model: min_score must be in [0, 1], got {min_score}")
-        self.min_score = min_score
-
-    def __call__(self, text: str) -> str | None:
-        if self.min_score <= 0.0:
-            return None
-        return "low_score" if score_batch([text], self.lang)[0] < self.min_score else None

@@ -14,8 +14,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from dataengine.atomic import write_atomic, write_json_atomic
 from dataengine.licenses import permissive
-from dataengine.shards.manifest import write_json_atomic
 
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
@@ -28,8 +28,8 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / REPORT_JSON, report)
     png = plot_funnel(report)
-    _write_atomic(out / FUNNEL_PNG, png)
-    _write_atomic(out / REPORT_HTML, render_html(report, png).encode("utf-8"))
+    write_atomic(out / FUNNEL_PNG, png)
+    write_atomic(out / REPORT_HTML, render_html(report, png).encode("utf-8"))
 
 
 def stage_order(report: dict[str, Any]) -> list[str]:
@@ -311,9 +311,3 @@ def _timings(report: dict[str, Any]) -> str:
         for step, s in report.get("timings_s", {}).items()
     ]
     return _table(["step", "seconds", "% of wall"], rows)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)

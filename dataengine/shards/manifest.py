@@ -10,15 +10,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from dataengine.atomic import write_json_atomic
+
 FORMAT = "dataengine-shards"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
 
 
 def write_manifest(out: Path, manifest: dict[str, Any]) -> Path:

@@ -32,6 +32,7 @@ from pydantic import Field
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from dataengine.atomic import write_atomic
 from dataengine.cache import cache_dir as default_cache_dir
 from dataengine.config import PACKAGE_ROOT, CrawlConfig, PathSpec, SourceConfig, Strict, load_yaml, validated
 from dataengine.shards.writer import sha256_file
@@ -244,9 +245,7 @@ def _write_packages_json(base: Path, infos: dict[str, dict]) -> None:
     path = base / "packages.json"
     if path.is_file() and path.read_text(encoding="utf-8") == blob + "\n":
         return
-    tmp = path.with_suffix(f".json.{os.getpid()}.tmp")  # concurrent callers write the same content
-    tmp.write_text(blob + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, blob + "\n")
 
 
 def sample_packages(cache_dir: Path | None = None) -> dict[str, dict]:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dataengine.shards.manifest import write_json_atomic
+from dataengine.atomic import write_json_atomic
 from pretrain.eval.scoring import Estimate, composite, evaluate
 from pretrain.eval.suites import SUITES_DIR, Suite, load_suite
 from pretrain.eval.tasks import load_tasks

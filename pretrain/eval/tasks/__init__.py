@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dataengine.atomic import write_json_atomic
 from dataengine.cache import cache_dir
-from dataengine.shards.manifest import write_json_atomic
 from pretrain.eval.tasks import bigbench, code_exec, gym, humaneval, probes, probes_zh
 from pretrain.eval.tasks.base import Item, Task
 

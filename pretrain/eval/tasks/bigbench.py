@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from dataengine.atomic import atomic_path, write_atomic
 from dataengine.cache import cache_dir
 from dataengine.shards.writer import sha256_file
 from pretrain.eval.tasks.base import Item, Task, subsample
@@ -94,13 +95,11 @@ def sdist_path() -> Path:
     path = cache_dir() / "bigbench" / SDIST_URL.rsplit("/", 1)[1]
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".part")
-        with urllib.request.urlopen(SDIST_URL, timeout=60) as response, partial.open("wb") as f:
-            shutil.copyfileobj(response, f, length=1 << 20)
-        if sha256_file(partial) != SDIST_SHA256:
-            partial.unlink()
-            raise ValueError(f"{SDIST_URL}: sha256 does not match {SDIST_SHA256}")
-        partial.replace(path)
+        with atomic_path(path) as partial:
+            with urllib.request.urlopen(SDIST_URL, timeout=60) as response, partial.open("wb") as f:
+                shutil.copyfileobj(response, f, length=1 << 20)
+            if sha256_file(partial) != SDIST_SHA256:
+                raise ValueError(f"{SDIST_URL}: sha256 does not match {SDIST_SHA256}")
     return path
 
 
@@ -139,9 +138,7 @@ def ensure_extracted(names: Iterable[str]) -> None:
         dest = (root / rel).resolve()
         assert dest.is_relative_to(root), dest
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(dest.name + ".tmp")
-        tmp.write_bytes(found[rel])
-        tmp.replace(dest)
+        write_atomic(dest, found[rel])
 
 
 def load(name: str, n: int | None = None, seed: int = 0) -> Task:
