@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -48,6 +49,9 @@ def configure_data_context(show_progress: bool) -> None:
     # Our stages never rely on arrival order (we sort by stable keys), but a stable execution order
     # keeps progress output and rejects samples easy to compare between runs.
     ctx.execution_options.preserve_order = True
+    # A small input (one block) cannot keep a pool of actors busy; Ray Data says so on every such stage, and
+    # there is nothing for the user to do about it.
+    warnings.filterwarnings("ignore", message="The minimum number of concurrent actors", category=UserWarning)
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     logging.getLogger("ray").setLevel(logging.WARNING)
     for handler in logging.getLogger("ray.data").handlers:

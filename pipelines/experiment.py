@@ -221,8 +221,8 @@ class Experiment:
 
     # -- report -----------------------------------------------------------------------------------------------
     def report(self) -> dict[str, Any]:
-        from dataengine.atomic import write_json_atomic
-        from pipelines.experiment_report import analyse, write_html
+        from dataengine.atomic import write_atomic, write_json_atomic
+        from pipelines.experiment_report import analyse, write_html, write_markdown
 
         evals = {
             run.name: [
@@ -252,7 +252,10 @@ class Experiment:
         result["missing_runs"] = missing
         write_json_atomic(self.root / "experiment.json", result)
         write_html(result, self.root)
-        self.console.print(f"wrote {self.root / 'experiment.json'} and {self.root / 'report.html'}")
+        summary = write_markdown(result)
+        write_atomic(self.root / "summary.md", summary)
+        self.console.print(summary, markup=False, highlight=False, soft_wrap=True)
+        self.console.print(f"wrote {self.root / 'experiment.json'}, report.html and summary.md")
         return result
 
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from dataengine.atomic import write_atomic
+
 BOOTSTRAP = 2000
 COMPOSITE = "composite"
 
@@ -239,7 +241,7 @@ def write_html(result: dict[str, Any], out: Path) -> None:
     """``report.html`` (self-contained) plus the two plots as PNG files beside it."""
     pngs = {"reasoning_vs_code.png": plot_reasoning(result), "bpb_vs_code.png": plot_bpb(result)}
     for name, data in pngs.items():
-        (out / name).write_bytes(data)
+        write_atomic(out / name, data)
     rungs = [r["name"] for r in result["rungs"]]
     tasks = [COMPOSITE, *result["tasks"]]
     head = "".join(f"<th>{html.escape(r)}</th>" for r in rungs)
@@ -285,4 +287,55 @@ padding:4px 8px;font-size:13px;vertical-align:top}}img{{max-width:48%}}</style><
 <table><tr><th>task</th>{head}</tr>{"".join(rows)}</table>
 <h2>Held-out bits per byte (mean ± seed sd)</h2><table><tr><th>slice</th>{head}</tr>{bpb_rows}</table>
 <h2>Method</h2><pre>{html.escape(result["method"])}</pre></body></html>"""
-    (out / "report.html").write_text(doc, encoding="utf-8")
+    write_atomic(out / "report.html", doc)
+
+
+def write_markdown(result: dict[str, Any]) -> str:
+    """The headline table of ``summary.md``, ready to paste into a paper or a README: per rung the seeds, the
+    composite score with its paired comparison and verdict, HumanEval and held-out bits per byte (seed mean ±
+    sd), and training throughput."""
+    rungs = [r["name"] for r in result["rungs"]]
+    base = result["baseline"]
+    comp = result["composite"]
+
+    def seeds(rung: str) -> int:
+        return sum(run["rung"] == rung for run in result["runs"].values())
+
+    def composite(rung: str) -> str:
+        s = result["results"][rung][COMPOSITE]
+        cell = f"{s['mean']:.4f}" + (f" ± {s['seed_sd']:.4f}" if len(s["per_seed"]) > 1 else "")
+        cmp = result["vs_baseline"].get(rung, {}).get(COMPOSITE)
+        return cell if cmp is None else f"{cell} (Δ {cmp['diff']:+.4f} [{cmp['ci95'][0]:+.4f}, {cmp['ci95'][1]:+.4f}])"
+
+    def verdict(rung: str) -> str:
+        cmp = result["vs_baseline"].get(rung, {}).get(COMPOSITE)
+        return "baseline" if cmp is None else cmp["verdict"]
+
+    def mean_sd(s: dict[str, Any]) -> str:
+        """Seed mean ± seed sd; one seed has no spread to show."""
+        n, sd = (len(s["per_seed"]), s["seed_sd"]) if "per_seed" in s else (s["n"], s["sd"])
+        return f"{s['mean']:.3f}" + (f" ± {sd:.3f}" if n > 1 else "")
+
+    def throughput(rung: str) -> str:
+        rates = [t["tokens_per_s"] for name, t in result["training"].items() if result["runs"][name]["rung"] == rung]
+        return f"{np.mean(rates):,.0f}" if rates else "—"
+
+    rows = [
+        ("code share", [f"{100 * r['code_share']:.0f}%" for r in result["rungs"]]),
+        ("seeds", [str(seeds(r)) for r in rungs]),
+        (f"{COMPOSITE} `{comp['metric']}` (Δ vs {base} [95% CI])", [composite(r) for r in rungs]),
+        (f"verdict vs {base}", [verdict(r) for r in rungs]),
+    ]
+    if "humaneval" in result["tasks"]:
+        rows.append(("HumanEval bits per byte", [mean_sd(result["results"][r]["humaneval"]) for r in rungs]))
+    for key in sorted(k for k in result["held_out_bpb"][rungs[0]] if "/" not in k):
+        rows.append((f"held-out bits per byte, {key}", [mean_sd(result["held_out_bpb"][r][key]) for r in rungs]))
+    rows.append(("training tokens/s (mean over runs)", [throughput(r) for r in rungs]))
+    lines = [f"| | {' | '.join(rungs)} |", "|---" * (len(rungs) + 1) + "|"]
+    lines += [f"| {label} | {' | '.join(cells)} |" for label, cells in rows]
+    note = (
+        f"Composite: {comp.get('description', '')} ({comp['metric']}, {len(comp['tasks'])} tasks; 0 = chance). "
+        "Scores are means over seeds ± seed sd; a difference is called only when its paired-bootstrap interval "
+        "excludes zero and it exceeds twice the seed spread."
+    )
+    return "\n".join([*lines, "", note]) + "\n"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from pipelines.experiment_report import write_markdown
 from tests.corpus import write_mix
 
 SHARES = {
@@ -68,6 +69,8 @@ def test_micro_ladder_builds_trains_evaluates_and_reports(corpus: Path, tmp_path
     assert all(t["params"] > 0 and t["steps"] == 16 for t in result["training"].values())
     for name in ("report.html", "reasoning_vs_code.png", "bpb_vs_code.png"):
         assert (out / name).stat().st_size > 1000
+    summary = (out / "summary.md").read_text()
+    assert summary.splitlines()[0] == "| | tcode0 | tcode50 | tcode50-scrambled |" and summary in done.stderr
 
     # one tokenizer and one token budget for the whole ladder; the placebo has the same code tokens, shuffled
     manifests = {r: json.loads((out / "data" / r / "manifest.json").read_text()) for r in rungs}
@@ -83,3 +86,15 @@ def test_micro_ladder_builds_trains_evaluates_and_reports(corpus: Path, tmp_path
     assert again.returncode == 0, again.stderr[-3000:]
     assert "0 to go" in again.stderr and "0 checkpoints to score" in again.stderr
     assert json.loads((out / "experiment.json").read_text())["results"] == result["results"]
+
+
+def test_summary_table_of_a_recorded_ladder() -> None:
+    """The Markdown summary of the committed H100 ladder: one column per rung, the composite's paired comparison
+    and verdict, and no seed spread shown for a rung that ran one seed."""
+    result = json.loads((Path(__file__).parents[1] / "bench/results/ladder-h100/experiment.json").read_text())
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in write_markdown(result).splitlines()]
+    rows = {row[0]: row[1:] for row in cells if len(row) > 1}
+    assert rows[""] == ["code0", "code10", "code30", "code50", "code30-ontop", "code30-scrambled"]
+    assert rows["seeds"] == ["1", "1", "2", "2", "2", "1"]
+    assert rows["verdict vs code0"][:2] == ["baseline", "within noise"]
+    assert rows["held-out bits per byte, code"][:3] == ["3.235", "2.899", "2.719 ± 0.021"]
