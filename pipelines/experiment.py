@@ -5,8 +5,9 @@
 1. build: one output per rung, all with one tokenizer (trained once, by the reference mix) and one token
    budget (the largest every rung's sources can fill), sharing the mix-independent stages through a stage
    cache; plus the controls: ``ontop`` (the reference rung's code share added on top of the text of the
-   code-free rung: text tokens held fixed) and ``scrambled`` (the reference rung with the lines of every code
-   document shuffled: the same code tokens, no structure);
+   code-free rung: text tokens held fixed, in the shards and in training, where it runs ``--tokens / (1 -
+   code share)`` tokens) and ``scrambled`` (the reference rung with the lines of every code document
+   shuffled: the same code tokens, no structure);
 2. train: ``python -m pretrain.train`` for every (rung, seed), ``--parallel`` of them at once (small models
    share one GPU well);
 3. eval: ``python -m pretrain.eval`` on the last few checkpoints of every run (their scores are averaged);
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -30,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+
+from pretrain.train import parse_tokens
 
 PHASES = ("build", "train", "eval", "report")
 CONTROLS = ("ontop", "scrambled")
@@ -133,19 +137,35 @@ class Experiment:
 
     # -- train ------------------------------------------------------------------------------------------------
     def train(self) -> None:
-        todo = [run for run in self.runs if not (self.runs_dir / run.name / "done.json").exists()]
+        todo = [run for run in self.runs if not self._trained(run)]
         self.console.print(f"train: {len(self.runs) - len(todo)} of {len(self.runs)} runs done; {len(todo)} to go")
         with ThreadPoolExecutor(max_workers=self.args.parallel) as pool:
             for _ in pool.map(self._train_one, todo):
                 pass
 
-    def _train_one(self, run: Run) -> None:
-        out = self.runs_dir / run.name
-        resume = (out / "ckpt.pt").exists()
-        if out.exists() and not resume:
-            for stale in out.iterdir():  # started but never checkpointed: start afresh
-                stale.unlink()
-        cmd = [
+    def run_tokens(self, run: Run) -> int:
+        """Training tokens of a run: ``--tokens`` for every rung, except ``ontop``, which trains on as many text
+        tokens as the ladder's runs do (all of them text on the code-free rung) plus its code share on top."""
+        tokens = parse_tokens(self.args.tokens)
+        if run.rung.control == "ontop":
+            return round(tokens / (1.0 - run.rung.code_share))
+        return tokens
+
+    def _trained(self, run: Run) -> bool:
+        """Done, with the settings this invocation would train it with; a run whose settings changed since (more
+        tokens, another model, ...) is trained again from scratch, and says so."""
+        done = self.runs_dir / run.name / "done.json"
+        if not done.exists():
+            return False
+        recorded = _training_settings(json.loads(done.read_text())["cmd"])
+        if recorded == _training_settings(self._train_command(run)[1:]):
+            return True
+        self.console.print(f"[yellow]{run.name}: its training settings changed since it ran; training it again")
+        shutil.rmtree(self.runs_dir / run.name)
+        return False
+
+    def _train_command(self, run: Run) -> list[str]:
+        return [
             sys.executable,
             "-m",
             "pretrain.train",
@@ -154,11 +174,11 @@ class Experiment:
             "--model",
             self.args.model,
             "--tokens",
-            str(self.args.tokens),
+            str(self.run_tokens(run)),
             "--seed",
             str(run.seed),
             "--out",
-            str(out),
+            str(self.runs_dir / run.name),
             "--device",
             self.args.device,
             "--eval-every",
@@ -169,6 +189,14 @@ class Experiment:
             str(self.args.last_evals),
             *self.args.train_args,
         ]
+
+    def _train_one(self, run: Run) -> None:
+        out = self.runs_dir / run.name
+        resume = (out / "ckpt.pt").exists()
+        if out.exists() and not resume:
+            for stale in out.iterdir():  # started but never checkpointed: start afresh
+                stale.unlink()
+        cmd = self._train_command(run)
         if resume:
             cmd.append("--resume")
         start = time.perf_counter()
@@ -279,6 +307,21 @@ def _training_summary(run_dir: Path) -> dict[str, Any]:
     return {k: summary.get(k) for k in keys}
 
 
+def _training_settings(cmd: list[str]) -> list[str]:
+    """A training command without what does not change the model it trains (where its files live, resuming), so
+    that an experiment moved to another directory or machine is still recognised as done."""
+    ignored_values, ignored_flags = {"--data", "--out", "--device"}, {"--resume"}
+    kept, skip = [], False
+    for arg in cmd[2:]:  # past "-m pretrain.train"
+        if skip:
+            skip = False
+        elif arg in ignored_values:
+            skip = True
+        elif arg not in ignored_flags:
+            kept.append(arg)
+    return kept
+
+
 def _child_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
@@ -290,12 +333,6 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     return {k: getattr(args, k) for k in keys}
 
 
-def _tokens(text: str) -> int:
-    scale = {"k": 10**3, "m": 10**6, "b": 10**9}
-    text = text.strip().lower()
-    return int(float(text[:-1]) * scale[text[-1]]) if text and text[-1] in scale else int(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.experiment", description=__doc__.split("\n\n")[0])
     parser.add_argument("--mixes", default="code0,code10,code30,code50", help="the ladder; the first is the baseline")
@@ -303,8 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reference", default="code30", help="mix whose tokenizer all rungs share; controls' mix")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--model", default="tiny", help="pretrain size (debug, tiny, small, base, auto)")
-    parser.add_argument("--tokens", default="50M", help="training tokens per run (same for every run)")
-    parser.add_argument("--total-tokens", type=_tokens, help="tokens per rung's shards (default: largest common)")
+    parser.add_argument("--tokens", default="50M", help="training tokens per run (ontop: / (1 - code share))")
+    parser.add_argument("--total-tokens", type=parse_tokens, help="tokens per rung's shards (default: largest common)")
     parser.add_argument("--suite", default="default", help="evaluation suite of pretrain.eval")
     parser.add_argument("--eval-every", type=int, default=200, help="steps between checkpoints/evaluations")
     parser.add_argument("--last-evals", type=int, default=3, help="average the scores of this many last checkpoints")

@@ -292,8 +292,8 @@ padding:4px 8px;font-size:13px;vertical-align:top}}img{{max-width:48%}}</style><
 
 def write_markdown(result: dict[str, Any]) -> str:
     """The headline table of ``summary.md``, ready to paste into a paper or a README: per rung the seeds, the
-    composite score with its paired comparison and verdict, HumanEval and held-out bits per byte (seed mean ±
-    sd), and training throughput."""
+    training tokens, the composite score with its paired comparison and verdict, HumanEval and held-out bits per
+    byte (seed mean ± sd), and training throughput."""
     rungs = [r["name"] for r in result["rungs"]]
     base = result["baseline"]
     comp = result["composite"]
@@ -316,6 +316,10 @@ def write_markdown(result: dict[str, Any]) -> str:
         n, sd = (len(s["per_seed"]), s["seed_sd"]) if "per_seed" in s else (s["n"], s["sd"])
         return f"{s['mean']:.3f}" + (f" ± {sd:.3f}" if n > 1 else "")
 
+    def trained_tokens(rung: str) -> str:
+        tokens = [t["tokens"] for name, t in result["training"].items() if result["runs"][name]["rung"] == rung]
+        return f"{np.mean(tokens):,.0f}" if tokens else "—"
+
     def throughput(rung: str) -> str:
         rates = [t["tokens_per_s"] for name, t in result["training"].items() if result["runs"][name]["rung"] == rung]
         return f"{np.mean(rates):,.0f}" if rates else "—"
@@ -323,6 +327,7 @@ def write_markdown(result: dict[str, Any]) -> str:
     rows = [
         ("code share", [f"{100 * r['code_share']:.0f}%" for r in result["rungs"]]),
         ("seeds", [str(seeds(r)) for r in rungs]),
+        ("training tokens per run", [trained_tokens(r) for r in rungs]),
         (f"{COMPOSITE} `{comp['metric']}` (Δ vs {base} [95% CI])", [composite(r) for r in rungs]),
         (f"verdict vs {base}", [verdict(r) for r in rungs]),
     ]

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
+from rich.console import Console
 
+from pipelines.experiment import Experiment
 from pipelines.experiment_report import write_markdown
 from tests.corpus import write_mix
 
@@ -98,3 +101,39 @@ def test_summary_table_of_a_recorded_ladder() -> None:
     assert rows["seeds"] == ["1", "1", "2", "2", "2", "1"]
     assert rows["verdict vs code0"][:2] == ["baseline", "within noise"]
     assert rows["held-out bits per byte, code"][:3] == ["3.235", "2.899", "2.719 ± 0.021"]
+    assert rows["training tokens per run"] == ["6,029,312"] * 6
+
+
+def _ladder(out: Path, tokens: str) -> Experiment:
+    args = argparse.Namespace(
+        out=out, mixes=["code0", "code30"], controls=["ontop", "scrambled"], reference="code30", seeds=1,
+        model="tiny", tokens=tokens, device="cpu", eval_every=100, last_evals=1, train_args=["--seq-len=512"],
+    )  # fmt: skip
+    return Experiment(args, Console(stderr=True))
+
+
+def test_ontop_control_trains_the_ladders_text_tokens_plus_its_code(tmp_path: Path) -> None:
+    """Text held fixed means in training too: at 30% code, ontop trains 500k / 0.7 tokens, 500k of them text,
+    while every other rung (the placebo included) trains the same 500k."""
+    ladder = _ladder(tmp_path, "500k")
+    tokens = {run.name: ladder.run_tokens(run) for run in ladder.runs}
+    assert tokens == {
+        "code0-s0": 500_000,
+        "code30-s0": 500_000,
+        "code30-ontop-s0": 714_286,
+        "code30-scrambled-s0": 500_000,
+    }
+
+
+def test_a_run_is_trained_again_when_its_settings_changed_but_not_when_the_experiment_moved(tmp_path: Path) -> None:
+    old = _ladder(tmp_path / "a", "500k")
+    for run in old.runs:
+        (old.runs_dir / run.name).mkdir(parents=True)
+        (old.runs_dir / run.name / "done.json").write_text(json.dumps({"cmd": old._train_command(run)[1:]}))
+    moved = _ladder(tmp_path / "b", "500k")
+    moved.runs_dir = old.runs_dir  # the same finished runs, now under another experiment directory
+    assert all(moved._trained(run) for run in moved.runs)
+
+    more = _ladder(tmp_path / "a", "1M")
+    assert not any(more._trained(run) for run in more.runs)
+    assert not any((more.runs_dir / run.name).exists() for run in more.runs)  # stale checkpoints are gone
