@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -137,6 +136,13 @@ class Experiment:
 
     # -- train ------------------------------------------------------------------------------------------------
     def train(self) -> None:
+        changed = [run.name for run in self.runs if self._trained(run) is None]
+        if changed:
+            raise ValueError(
+                f"{', '.join(changed)} finished with other training settings than this command's (tokens, model, "
+                f"train args); give the experiment a new --out, or delete those runs under {self.runs_dir} to "
+                "train them again"
+            )
         todo = [run for run in self.runs if not self._trained(run)]
         self.console.print(f"train: {len(self.runs) - len(todo)} of {len(self.runs)} runs done; {len(todo)} to go")
         with ThreadPoolExecutor(max_workers=self.args.parallel) as pool:
@@ -151,18 +157,14 @@ class Experiment:
             return round(tokens / (1.0 - run.rung.code_share))
         return tokens
 
-    def _trained(self, run: Run) -> bool:
-        """Done, with the settings this invocation would train it with; a run whose settings changed since (more
-        tokens, another model, ...) is trained again from scratch, and says so."""
+    def _trained(self, run: Run) -> bool | None:
+        """Whether the run is done with the settings this command would train it with; None when it finished
+        with other ones (more tokens, another model, ...), which is never silently skipped nor overwritten."""
         done = self.runs_dir / run.name / "done.json"
         if not done.exists():
             return False
         recorded = _training_settings(json.loads(done.read_text())["cmd"])
-        if recorded == _training_settings(self._train_command(run)[1:]):
-            return True
-        self.console.print(f"[yellow]{run.name}: its training settings changed since it ran; training it again")
-        shutil.rmtree(self.runs_dir / run.name)
-        return False
+        return True if recorded == _training_settings(self._train_command(run)[1:]) else None
 
     def _train_command(self, run: Run) -> list[str]:
         return [
@@ -308,15 +310,17 @@ def _training_summary(run_dir: Path) -> dict[str, Any]:
 
 
 def _training_settings(cmd: list[str]) -> list[str]:
-    """A training command without what does not change the model it trains (where its files live, resuming), so
-    that an experiment moved to another directory or machine is still recognised as done."""
+    """A training command without what does not change the model it trains (where its files live, the device,
+    resuming) and with its token count normalised (``500k`` is ``500000``), so that an experiment moved to another
+    directory or machine is still recognised as done."""
     ignored_values, ignored_flags = {"--data", "--out", "--device"}, {"--resume"}
-    kept, skip = [], False
-    for arg in cmd[2:]:  # past "-m pretrain.train"
-        if skip:
-            skip = False
-        elif arg in ignored_values:
-            skip = True
+    kept: list[str] = []
+    args = iter(cmd[2:])  # past "-m pretrain.train"
+    for arg in args:
+        if arg in ignored_values:
+            next(args)
+        elif arg == "--tokens":
+            kept += [arg, str(parse_tokens(next(args)))]
         elif arg not in ignored_flags:
             kept.append(arg)
     return kept

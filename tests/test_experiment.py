@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from rich.console import Console
 
@@ -125,15 +126,21 @@ def test_ontop_control_trains_the_ladders_text_tokens_plus_its_code(tmp_path: Pa
     }
 
 
-def test_a_run_is_trained_again_when_its_settings_changed_but_not_when_the_experiment_moved(tmp_path: Path) -> None:
+def test_finished_runs_are_recognised_after_a_move_and_never_overwritten_when_settings_changed(tmp_path: Path) -> None:
     old = _ladder(tmp_path / "a", "500k")
     for run in old.runs:
         (old.runs_dir / run.name).mkdir(parents=True)
-        (old.runs_dir / run.name / "done.json").write_text(json.dumps({"cmd": old._train_command(run)[1:]}))
-    moved = _ladder(tmp_path / "b", "500k")
-    moved.runs_dir = old.runs_dir  # the same finished runs, now under another experiment directory
+        cmd = [
+            a if a != str(old.run_tokens(run)) else f"{old.run_tokens(run) / 1000:g}k" for a in old._train_command(run)
+        ]
+        (old.runs_dir / run.name / "done.json").write_text(json.dumps({"cmd": cmd[1:]}))
+    moved = _ladder(tmp_path / "b", "0.5M")
+    moved.runs_dir = old.runs_dir  # the same finished runs, under another directory, their tokens spelt otherwise
     assert all(moved._trained(run) for run in moved.runs)
 
     more = _ladder(tmp_path / "a", "1M")
-    assert not any(more._trained(run) for run in more.runs)
-    assert not any((more.runs_dir / run.name).exists() for run in more.runs)  # stale checkpoints are gone
+    with pytest.raises(
+        ValueError, match="code0-s0, code30-s0, code30-ontop-s0, code30-scrambled-s0 finished with other"
+    ):
+        more.train()
+    assert all((more.runs_dir / run.name / "done.json").exists() for run in more.runs)  # nothing was deleted
