@@ -210,19 +210,29 @@ def plot_reasoning(result: dict[str, Any]) -> bytes:
 
 
 def plot_bpb(result: dict[str, Any]) -> bytes:
-    """Held-out bits per byte per domain vs code share (ladder rungs), with seed standard deviations."""
+    """Held-out bits per byte per domain vs code share, with seed standard deviations: the ladder as lines, each
+    control as its own marker in the domain's colour, nudged right of its code share so the bars stay apart."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     ladder = [r for r in result["rungs"] if r["control"] is None]
+    controls = [r for r in result["rungs"] if r["control"] is not None]
     keys = sorted({k for r in ladder for k in result["held_out_bpb"][r["name"]] if "/" not in k})
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for key in keys:
         xs = [100 * r["code_share"] for r in ladder]
         vals = [result["held_out_bpb"][r["name"]][key] for r in ladder]
-        ax.errorbar(xs, [v["mean"] for v in vals], yerr=[v["sd"] for v in vals], fmt="o-", capsize=4, label=key)
+        line = ax.errorbar(xs, [v["mean"] for v in vals], yerr=[v["sd"] for v in vals], fmt="o-", capsize=4, label=key)
+        for i, control in enumerate(controls):
+            v = result["held_out_bpb"][control["name"]][key]
+            x = 100 * control["code_share"] + 1.5 * (i + 1)
+            marker = "s^Dv"[i % 4]
+            label = control["name"] if key == keys[0] else None
+            ax.errorbar(x, v["mean"], yerr=v["sd"], fmt=marker, mfc="none", color=line[0].get_color(), capsize=3)
+            if label:  # one grey legend entry per control, whatever the domain
+                ax.plot([], [], marker, mfc="none", color="grey", label=label)
     ax.set_xlabel("code share of training tokens (%)")
     ax.set_ylabel("held-out bits per byte")
     ax.set_title("bits per byte per domain vs code share (mean ± seed sd)")
