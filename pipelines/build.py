@@ -162,7 +162,7 @@ class Build:
         back by every later build of any mix: the experiment's ladder pays for them once.
         """
         cached = self._stage_cache_dir()
-        if (cached / CLEANED_META).exists():
+        if (cached / CLEANED_META).exists() and self._decontamination_still_complete(cached):
             with self._step("cleaned documents (stage cache)"):
                 meta = json.loads((cached / CLEANED_META).read_text(encoding="utf-8"))
                 docs = ray.data.read_parquet(str(cached / "docs")).materialize()
@@ -186,6 +186,22 @@ class Build:
             meta = {"lines_removed": lines_removed, "decontamination": decontamination}
             write_json_atomic(cached / CLEANED_META, meta)  # last: marks the cache entry complete
         return docs, cleaned
+
+    def _decontamination_still_complete(self, cached: Path) -> bool:
+        """False when the cached documents were decontaminated without tasks (their source unavailable then) that
+        can be had now: they are cleaned again rather than reused unchecked against those items."""
+        meta = json.loads((cached / CLEANED_META).read_text(encoding="utf-8"))
+        missed = meta["decontamination"].get("unavailable", {})
+        if not missed:
+            return True
+        from pretrain.eval.tasks import load_available
+
+        still = load_available((task, None) for task in missed)[1]
+        if still.keys() != missed.keys():
+            self.console.print(
+                f"the stage cache {cached.name} missed {', '.join(missed.keys() - still.keys())}: recleaning"
+            )
+        return still.keys() == missed.keys()
 
     def _tagged_documents(self) -> ray.data.Dataset:
         """Every document read, extracted and tagged by the models (language, quality): no threshold yet.
@@ -233,7 +249,10 @@ class Build:
             return docs, {"enabled": False}
         from pretrain.eval.tasks import decontamination_texts  # the evaluation owns its items
 
-        index = build_index(decontamination_texts(cfg.suite), cfg)
+        texts, unavailable = decontamination_texts(cfg.suite)
+        for task, why in unavailable.items():
+            self.console.print(f"[yellow]decontamination: {task} left out (its items are not checked): {why}[/]")
+        index = build_index(texts, cfg)
         self.console.print(f"decontamination: {sum(index.items.values()):,} evaluation items, {index.size:,} n-grams")
         docs = docs.map_batches(decontaminate_batch, fn_kwargs={"index": index}, batch_format="pyarrow").materialize()
         dropped: dict[str, int] = {}
@@ -246,6 +265,7 @@ class Build:
             "char_ngram": cfg.char_ngram,
             "items": index.items,
             "items_too_short": index.skipped,
+            "unavailable": unavailable,
             "docs_dropped": dict(sorted(dropped.items())),
         }
 

@@ -60,6 +60,12 @@ def analyse(
 ) -> dict[str, Any]:
     """``experiment.json``: per rung and task the mean, interval, seed spread, and the paired test vs baseline."""
     first = next(iter(evals.values()))[0]
+    differ = sorted(run for run, es in evals.items() for e in es if e["tasks"].keys() != first["tasks"].keys())
+    if differ:  # e.g. BIG-bench's files reached some evaluations and not others: the rungs would not compare
+        raise ValueError(
+            f"evaluations of {', '.join(dict.fromkeys(differ))} scored other tasks than {first['ckpt']}; "
+            "re-evaluate them with the same task sources (delete their .eval.json files)"
+        )
     composite = first["composite"]  # {"tasks": [...], "metric": ..., "description": ...} fixed by the suite
     tasks = dict(first["tasks"])
     rng = np.random.default_rng(seed)
@@ -291,7 +297,7 @@ padding:4px 8px;font-size:13px;vertical-align:top}}img{{max-width:48%}}</style><
 <p>Settings: {html.escape(str(result["settings"]))}</p>
 <p>Composite (fixed before the ladder ran, by suite <code>{html.escape(result["suite"])}</code>):
 {html.escape(comp.get("description", ""))} — metric <code>{html.escape(comp["metric"])}</code> over
-{html.escape(", ".join(comp["tasks"]))}.</p>
+{html.escape(", ".join(comp["tasks"]))}.{html.escape(_unavailable_note(comp))}</p>
 {imgs}
 <h2>Scores (mean over seeds [95% CI] (seed sd)); Δ vs {html.escape(result["baseline"])}</h2>
 <table><tr><th>task</th>{head}</tr>{"".join(rows)}</table>
@@ -349,8 +355,15 @@ def write_markdown(result: dict[str, Any]) -> str:
     lines = [f"| | {' | '.join(rungs)} |", "|---" * (len(rungs) + 1) + "|"]
     lines += [f"| {label} | {' | '.join(cells)} |" for label, cells in rows]
     note = (
-        f"Composite: {comp.get('description', '')} ({comp['metric']}, {len(comp['tasks'])} tasks; 0 = chance). "
+        f"Composite: {comp.get('description', '')} ({comp['metric']}, {len(comp['tasks'])} tasks; 0 = chance)."
+        f"{_unavailable_note(comp)} "
         "Scores are means over seeds ± seed sd; a difference is called only when its paired-bootstrap interval "
         "excludes zero and it exceeds twice the seed spread."
     )
     return "\n".join([*lines, "", note]) + "\n"
+
+
+def _unavailable_note(composite: dict[str, Any]) -> str:
+    """The suite's composite tasks that no evaluation could score (their source unavailable), said in the report."""
+    missing = composite.get("unavailable", [])
+    return f" Not in it, their source being unavailable: {', '.join(missing)}." if missing else ""

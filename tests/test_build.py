@@ -21,6 +21,7 @@ from tokenizers import Tokenizer
 from dataengine.config import load_mix, load_sources
 from dataengine.shards.reader import verify
 from pipelines.build import Build
+from pretrain.eval import load_suite
 from tests.corpus import write_mix
 
 EXPECTED_REASONS = {
@@ -77,6 +78,10 @@ def test_every_document_is_accounted_for(built: tuple[Path, dict]) -> None:
         assert set(examples["rejected"]) <= set(on_disk["sources"][name]["rejected"]), name
         assert all(len(e["text"]) <= 400 for docs in examples["rejected"].values() for e in docs)
     assert "Rejected beside kept: code" in (out / "report.html").read_text(encoding="utf-8")
+    decontam = on_disk["decontamination"]  # every task of the suite indexed, or named with why it could not be
+    suite = {task.name for task in load_suite(decontam["suite"]).tasks}
+    assert set(decontam["items"]) | set(decontam["unavailable"]) == suite
+    assert not set(decontam["items"]) & set(decontam["unavailable"]) and all(decontam["unavailable"].values())
 
 
 def test_mix_shares_and_held_out_slice(built: tuple[Path, dict]) -> None:

@@ -5,6 +5,7 @@ by recomputation and execution, likelihood scoring with real models (count-based
 from __future__ import annotations
 
 import contextlib
+import http.server
 import importlib.util
 import io
 import json
@@ -13,6 +14,8 @@ import random
 import re
 import subprocess
 import sys
+import tarfile
+import threading
 import types
 from collections import Counter, defaultdict
 from dataclasses import asdict
@@ -32,6 +35,7 @@ from pretrain.eval import (
     bootstrap_samples,
     composite,
     decontamination_texts,
+    load_available,
     load_suite,
     load_task,
     load_tasks,
@@ -54,11 +58,16 @@ BIGBENCH_NAMES = [
 @pytest.fixture(scope="module")
 def bigbench_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh cache holding only the real sdist (linked from the shared cache, fetched by our code if absent), from
-    which the tests' tasks are extracted in one pass; the archive is then removed, as on a machine without it."""
-    sdist = bigbench.sdist_path()
+    which the tests' tasks are extracted in one pass; the archive is then removed, as on a machine without it.
+    Skipped, saying why, where the real sdist cannot be had (the package index here refuses it since 2026-12)."""
+    try:
+        sdist = bigbench.sdist_path()
+    except bigbench.BigBenchUnavailable as e:
+        pytest.skip(f"the real BIG-bench files cannot be had here: {e}")
     cache = tmp_path_factory.mktemp("cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DATAENGINE_CACHE", str(cache))
+        mp.delenv(bigbench.SOURCE_ENV, raising=False)
         (cache / "bigbench").mkdir()
         (cache / "bigbench" / sdist.name).symlink_to(sdist)
         bigbench.ensure_extracted(BIGBENCH_NAMES)
@@ -186,6 +195,95 @@ def test_boolean_expressions_are_exactly_bigbench_task_py_queries(
     assert theirs == [item.prompt for item in load_task("bigbench:boolean_expressions").items]
 
 
+def write_bigbench_clone(root: Path) -> None:
+    """A folder laid out as a clone of the BIG-bench repository, holding two JSON tasks in its format (one with
+    subtasks) and a file outside the task layout."""
+    tasks = root / "bigbench" / "benchmark_tasks"
+    examples = [
+        {"input": f"What is {a} plus {b}?", "target_scores": {str(a + b): 1, str(a + b + 1): 0, "house": 0}}
+        for a, b in ((12, 30), (25, 17), (40, 44))
+    ]
+    sub = {"task_prefix": "Add.\n", "examples": examples, "few_shot_example_separator": "\n\n"}
+    (tasks / "adding" / "two_digit").mkdir(parents=True)
+    (tasks / "adding" / "task.json").write_text(json.dumps({"name": "adding", "description": "sums"}))
+    (tasks / "adding" / "two_digit" / "task.json").write_text(json.dumps(sub))
+    moves = {"examples": [{"input": "Take 1 step. Turn around. Take 1 step.", "target_scores": {"Yes": 1, "No": 0}}]}
+    (tasks / "walking").mkdir()
+    (tasks / "walking" / "task.json").write_text(json.dumps({**moves, "example_input_prefix": "\nQ: "}))
+    (tasks / "walking" / "README.md").write_text("not a task file")
+
+
+@pytest.mark.parametrize("layout", ["clone", "archive"])
+def test_bigbench_reads_a_local_clone_or_archive_named_by_the_environment(
+    layout: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_bigbench_clone(tmp_path / "BIG-bench")
+    source = tmp_path / "BIG-bench"
+    if layout == "archive":  # as GitHub serves a repository: one top folder, then the tree
+        source = tmp_path / "BIG-bench-main.tar.gz"
+        with tarfile.open(source, "w:gz") as tar:
+            tar.add(tmp_path / "BIG-bench", arcname="BIG-bench-main")
+            evil = tarfile.TarInfo("BIG-bench-main/bigbench/benchmark_tasks/../../../escape/task.json")
+            evil.size = 2
+            tar.addfile(evil, io.BytesIO(b"{}"))
+    monkeypatch.setenv("DATAENGINE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv(bigbench.SOURCE_ENV, str(source))
+
+    adding, walking = load_tasks([("bigbench:adding", None), ("bigbench:walking", None)])
+    assert [item.target for item in adding.items] == ["42", "42", "84"]
+    assert all("house" in item.prompt for item in adding.items)  # the choices are appended, as json_task does
+    assert adding.items[0].meta["preamble"] == "Add.\n" and adding.items[0].meta["separator"] == "\n\n"
+    assert walking.items[0].target == "Yes" and walking.items[0].prompt.endswith("\nA: ")
+    extracted = sorted(p.relative_to(tmp_path / "cache").as_posix() for p in (tmp_path / "cache").rglob("*.*"))
+    assert [p for p in extracted if not p.startswith("eval_items/")] == [
+        "bigbench/tasks/adding/task.json",
+        "bigbench/tasks/adding/two_digit/task.json",
+        "bigbench/tasks/walking/task.json",
+    ]  # task files only, and nothing outside the cache
+    assert not (tmp_path / "escape").exists()
+    with pytest.raises(ValueError, match="BIG-bench has no task nope"):
+        load_task("bigbench:nope")
+
+
+def test_unreachable_bigbench_is_a_named_gap_in_a_suite_and_an_error_when_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sdist is refused (a real HTTP 403 from a local server, asked once per process) and no local copy is
+    named: a JSON task raises saying how to supply one; a suite leaves it out and names it; boolean_expressions,
+    generated here, is still there."""
+    refusals = []
+
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (the handler's API)
+            refusals.append(self.path)
+            self.send_error(403, "Forbidden")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(bigbench, "SDIST_URL", f"http://127.0.0.1:{server.server_port}/bigbench-1.0.0.tar.gz")
+    monkeypatch.setattr(bigbench, "_fetch_error", None)
+    monkeypatch.setenv("DATAENGINE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv(bigbench.SOURCE_ENV, raising=False)
+    try:
+        with pytest.raises(bigbench.BigBenchUnavailable, match=r"HTTP Error 403.*DATAENGINE_BIGBENCH"):
+            load_task("bigbench:navigate")
+        names = [("bigbench:navigate", None), ("bigbench:boolean_expressions", None), ("probe:compare_nl", 20)]
+        tasks, unavailable = load_available(names)
+        assert [t.name for t in tasks] == ["bigbench:boolean_expressions", "probe:compare_nl"]
+        assert list(unavailable) == ["bigbench:navigate"] and "403" in unavailable["bigbench:navigate"]
+        assert len(tasks[0].items) == 428 and "not verified" in tasks[0].source
+        assert refusals == ["/bigbench-1.0.0.tar.gz"]  # one request, not one per task
+        assert not list((tmp_path / "cache" / "bigbench").glob("*.tar.gz*"))  # no partial archive left behind
+        monkeypatch.setenv(bigbench.SOURCE_ENV, str(tmp_path / "nowhere"))
+        with pytest.raises(bigbench.BigBenchUnavailable, match="nowhere does not exist"):
+            load_task("bigbench:navigate")
+    finally:
+        server.shutdown()
+
+
 # -- fixed sets and generated probes ----------------------------------------------------------------------------------
 def test_humaneval_has_its_164_problems_as_a_bpb_task() -> None:
     task = load_task("humaneval")
@@ -299,7 +397,7 @@ def test_registry_lists_known_tasks_on_an_unknown_name() -> None:
             load_task(bad)
 
 
-def test_default_suite_and_decontamination_texts(offline_bigbench: Path, tmp_path: Path) -> None:
+def test_default_suite_and_decontamination_texts(tmp_path: Path) -> None:
     suite = load_suite("default")
     assert suite.primary == "reasoning" and suite.composites["reasoning"].metric == "p_norm_skill"
     assert {t.name for t in suite.tasks} <= set(TASKS)
@@ -308,7 +406,8 @@ def test_default_suite_and_decontamination_texts(offline_bigbench: Path, tmp_pat
     small.write_text(
         "name: small\ntasks: [{name: 'bigbench:boolean_expressions', n: 10}, {name: 'probe:tracking_nl', n: 30}]\n"
     )
-    texts = list(decontamination_texts(small))
+    texts, unavailable = decontamination_texts(small)
+    assert unavailable == {}  # boolean_expressions is generated here: it needs no BIG-bench file
     # all of a fixed set, not only the suite's sample; a generated set at its default size when asked for fewer
     assert Counter(name for name, _ in texts) == {"bigbench:boolean_expressions": 428, "probe:tracking_nl": 2000}
     assert "True is True" in {text for _, text in texts}
@@ -408,7 +507,7 @@ def test_bootstrap_interval_contains_the_estimate_and_shrinks_with_items() -> No
 
 # -- the command line -------------------------------------------------------------------------------------------------
 def test_cli_scores_a_checkpoint_and_adds_held_out_bpb(
-    build: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+    build: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from pretrain.eval.__main__ import main
     from pretrain.model import GPT, model_config, save_checkpoint
@@ -423,14 +522,19 @@ def test_cli_scores_a_checkpoint_and_adds_held_out_bpb(
     suite = tmp_path / "suite.yaml"
     suite.write_text(
         "name: tiny\nseed: 0\ntasks: [{name: 'probe:compare_nl', n: 30}, {name: 'probe_zh:logic', n: 30},"
-        " {name: humaneval, n: 5}]\nprimary: reasoning\n"
-        "composites: {reasoning: {tasks: ['probe:compare_nl', 'probe_zh:logic'], metric: p_norm_skill}}\n"
+        " {name: humaneval, n: 5}, {name: 'bigbench:navigate'}]\nprimary: reasoning\ncomposites: {reasoning:"
+        " {tasks: ['probe:compare_nl', 'probe_zh:logic', 'bigbench:navigate'], metric: p_norm_skill}}\n"
     )
+    monkeypatch.setenv("DATAENGINE_CACHE", str(tmp_path / "cache"))  # BIG-bench's files nowhere to be had
+    monkeypatch.setenv("DATAENGINE_BIGBENCH", str(tmp_path / "no-bigbench"))
     out = tmp_path / "eval.json"
     args = ["--ckpt", str(ckpt), "--tasks", str(suite), "--data", str(build), "--out", str(out), "--device", "cpu"]
     assert main(args) == 0
-    table = capsys.readouterr().out
+    captured = capsys.readouterr()
+    table = captured.out
     assert "probe:compare_nl" in table and "composite:reasoning" in table and "held-out:web_zh" in table
+    assert re.search(r"bigbench:navigate +\(not evaluated: source unavailable\)", table)
+    assert "warning: bigbench:navigate left out" in captured.err and "no-bigbench does not exist" in captured.err
     report = json.loads(out.read_text())
     assert report["step"] == 7 and report["suite"] == "tiny"
     logic = report["tasks"]["probe_zh:logic"]
@@ -440,7 +544,12 @@ def test_cli_scores_a_checkpoint_and_adds_held_out_bpb(
     )
     assert set(report["tasks"]["humaneval"]["metrics"]) == {"bpb"}
     assert report["composite"]["tasks"] == ["probe:compare_nl", "probe_zh:logic"]
+    assert report["composite"]["unavailable"] == ["bigbench:navigate"] and list(report["unavailable"]) == [
+        "bigbench:navigate"
+    ]
     assert report["held_out"]["web_zh"]["bpb"] > 0
 
     assert main(["--ckpt", str(ckpt), "--tasks", "probe:nope_nl", "--device", "cpu"]) == 2
     assert "unknown probe" in capsys.readouterr().err
+    assert main(["--ckpt", str(ckpt), "--tasks", "bigbench:navigate", "--device", "cpu"]) == 2  # asked for: an error
+    assert "error: DATAENGINE_BIGBENCH=" in capsys.readouterr().err

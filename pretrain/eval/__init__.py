@@ -3,9 +3,10 @@
 ```python
 from pretrain.eval import load_suite, evaluate, composite
 suite = load_suite("default")
-results = evaluate(model, tokenizer, suite.load(), seq_len, shots=suite.shots(), bos_id=eos_id)
+tasks, unavailable = suite.load()  # {name: why} for tasks whose source cannot be had here
+results = evaluate(model, tokenizer, tasks, seq_len, shots=suite.shots(), bos_id=eos_id)
 spec = suite.composites[suite.primary]
-score = composite(results, spec.tasks, spec.metric)  # Estimate(value, lo, hi)
+score = composite(results, [t for t in spec.tasks if t in results], spec.metric)  # Estimate(value, lo, hi)
 ```
 """
 
@@ -19,7 +20,7 @@ from pretrain.eval.scoring import (
     score_task,
 )
 from pretrain.eval.suites import Suite, load_suite
-from pretrain.eval.tasks import TASKS, Item, Task, decontamination_texts, load_task, load_tasks
+from pretrain.eval.tasks import TASKS, Item, Task, decontamination_texts, load_available, load_task, load_tasks
 
 __all__ = [
     "TASKS",
@@ -33,6 +34,7 @@ __all__ = [
     "composite",
     "decontamination_texts",
     "evaluate",
+    "load_available",
     "load_suite",
     "load_task",
     "load_tasks",

@@ -56,9 +56,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if suite is not None and args.seed is not None:
         suite = suite.model_copy(update={"seed": args.seed})
     seed = suite.seed if suite is not None else (args.seed or 0)
+    unavailable: dict[str, str] = {}
     if suite is not None:
-        tasks = suite.load(args.n)
+        tasks, unavailable = suite.load(args.n)
         shots = suite.shots()
+        for name, why in unavailable.items():
+            print(f"warning: {name} left out: {why}", file=sys.stderr)
     else:
         tasks = load_tasks(((name.strip(), args.n) for name in args.tasks.split(",") if name.strip()), seed=seed)
         shots = {}
@@ -91,15 +94,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "device": str(device),
         "seq_len": seq_len,
         "tasks": {name: r.summary() | about[name] for name, r in results.items()},
+        "unavailable": unavailable,
         "composites": {},
         "out": str(out),
     }
     if suite is not None:
         for key, spec in suite.composites.items():
-            est = composite(results, spec.tasks, spec.metric, seed=seed)
-            report["composites"][key] = {"tasks": spec.tasks, "metric": spec.metric, "description": spec.description}
-            report["composites"][key] |= est.as_dict()
-        if suite.primary is not None:
+            present = [t for t in spec.tasks if t in results]  # a composite over what could be had, gaps named
+            if not present:
+                continue
+            est = composite(results, present, spec.metric, seed=seed)
+            report["composites"][key] = {"tasks": present, "metric": spec.metric, "description": spec.description}
+            report["composites"][key] |= {"unavailable": [t for t in spec.tasks if t not in results]} | est.as_dict()
+        if suite.primary in report["composites"]:
             report["composite"] = {"name": suite.primary, **report["composites"][suite.primary]}
     if args.data is not None:
         from pretrain.heldout import held_out_bpb
@@ -123,6 +130,8 @@ def format_table(report: dict[str, Any]) -> str:
         rows.append((f"composite:{key}", comp["metric"], *_cells(est), "0.0000"))
     for source, info in report.get("held_out", {}).items():
         rows.append((f"held-out:{source}", "bpb", f"{info['bpb']:.4f}", "", ""))
+    for name in report.get("unavailable", {}):
+        rows.append((name, "(not evaluated: source unavailable)", "", "", ""))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])

@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from dataengine.config import Strict, load_yaml, validated
-from pretrain.eval.tasks import Task, load_tasks
+from pretrain.eval.tasks import Task, load_available
 
 SUITES_DIR = Path(__file__).resolve().parent
 
@@ -48,9 +48,10 @@ class Suite(Strict):
             raise ValueError(f"primary composite {self.primary!r} is not defined")
         return self
 
-    def load(self, n: int | None = None) -> list[Task]:
-        """The suite's tasks with their items (``n`` overrides every task's item count)."""
-        return load_tasks(((t.name, n or t.n) for t in self.tasks), seed=self.seed)
+    def load(self, n: int | None = None) -> tuple[list[Task], dict[str, str]]:
+        """The suite's tasks with their items (``n`` overrides every task's item count), and those that could not be
+        had with why (see ``load_available``)."""
+        return load_available(((t.name, n or t.n) for t in self.tasks), seed=self.seed)
 
     def shots(self) -> dict[str, int | None]:
         return {t.name: t.shots for t in self.tasks}

@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -73,27 +73,48 @@ def load_task(name: str, n: int | None = None, seed: int = 0) -> Task:
 
 
 def load_tasks(names: Iterable[tuple[str, int | None]], seed: int = 0) -> list[Task]:
-    """Several tasks; the BIG-bench ones are extracted from the archive in a single pass first."""
+    """Several tasks; the BIG-bench ones are extracted from their source in a single pass first.  A task that
+    cannot be had raises (``bigbench.BigBenchUnavailable``): naming it was asking for it."""
     names = list(names)
     bigbench.ensure_extracted(name.partition(":")[2] for name, _ in names if name.startswith("bigbench:"))
     return [load_task(name, n, seed) for name, n in names]
 
 
-def decontamination_texts(suite: str | Path | Suite = "default") -> Iterator[tuple[str, str]]:
-    """``(task name, prompt + correct answer)`` for every evaluation item of ``suite``: the build drops training
-    documents that contain one.  Fixed sets (BIG-bench, HumanEval) give all their items, not only the suite's
-    sample; generated sets their items at the suite's seed and count (few-shot examples are items of the same
-    set, so they are covered)."""
+def load_available(names: Iterable[tuple[str, int | None]], seed: int = 0) -> tuple[list[Task], dict[str, str]]:
+    """Several tasks as ``load_tasks`` loads them, less those whose source cannot be had (BIG-bench's files when
+    neither the cache, ``$DATAENGINE_BIGBENCH`` nor the package index has them): ``(tasks, {name: why})``, so a
+    suite runs with a named, counted gap instead of not at all."""
+    names = list(names)
+    try:
+        return load_tasks(names, seed), {}
+    except bigbench.BigBenchUnavailable:
+        pass
+    tasks, unavailable = [], {}
+    for name, n in names:
+        try:
+            tasks.append(load_task(name, n, seed))
+        except bigbench.BigBenchUnavailable as e:
+            unavailable[name] = str(e)
+    return tasks, unavailable
+
+
+def decontamination_texts(suite: str | Path | Suite = "default") -> tuple[list[tuple[str, str]], dict[str, str]]:
+    """``[(task name, prompt + correct answer)]`` for every evaluation item of ``suite`` (the build drops training
+    documents that contain one), and the suite's tasks that could not be had, with why.  Fixed sets (BIG-bench,
+    HumanEval) give all their items, not only the suite's sample; generated sets their items at the suite's seed
+    and count (few-shot examples are items of the same set, so they are covered)."""
     from pretrain.eval.suites import Suite, load_suite  # suites import this module
 
     if not isinstance(suite, Suite):
         suite = load_suite(suite)
-    tasks = load_tasks(((t.name, None) for t in suite.tasks), seed=suite.seed)
-    for spec, task in zip(suite.tasks, tasks, strict=True):
-        if spec.n is not None and len(task.items) < spec.n:  # a generated set asked larger than its default
-            task = load_task(spec.name, spec.n, suite.seed)
-        for item in task.items:
-            yield task.name, (item.prompt + item.target).strip()
+    tasks, unavailable = load_available(((t.name, None) for t in suite.tasks), seed=suite.seed)
+    asked = {t.name: t.n for t in suite.tasks}
+    texts = []
+    for task in tasks:
+        if asked[task.name] is not None and len(task.items) < asked[task.name]:  # a generated set asked larger
+            task = load_task(task.name, asked[task.name], suite.seed)
+        texts += [(task.name, (item.prompt + item.target).strip()) for item in task.items]
+    return texts, unavailable
 
 
-__all__ = ["TASKS", "Item", "Task", "decontamination_texts", "load_task", "load_tasks"]
+__all__ = ["TASKS", "Item", "Task", "decontamination_texts", "load_available", "load_task", "load_tasks"]

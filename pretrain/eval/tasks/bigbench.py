@@ -2,21 +2,28 @@
 
 The 358 MB sdist is fetched once into ``cache_dir()/bigbench`` (sha256 checked); only the requested tasks'
 ``task.json`` files are extracted, to ``cache_dir()/bigbench/tasks/<task>[/<subtask>]/``, so a machine that has
-those small files needs neither the archive nor a network.  Prompts are formatted as BIG-bench's ``json_task``
-formats them: ``task_prefix`` once, then ``example_input_prefix`` (default ``"\\nQ: "``) + input (+ the choices
-when ``append_choices_to_input``, default true) + ``example_output_prefix`` (default ``"\\nA: "``), few-shot
-examples joined by ``few_shot_example_separator`` (default ``"\\n"``); the choices are the keys of
-``target_scores`` and the correct one the first with the highest score (for ``arithmetic`` and ``dyck_languages``
-only the options as long as the answer, see ``SAME_LENGTH``).
+those small files needs neither the archive nor a network.  ``$DATAENGINE_BIGBENCH`` names a local copy to extract
+from instead: that sdist, or a clone (or archive) of the BIG-bench repository, for when the package index will not
+serve the sdist (the one reached here has answered HTTP 403 since 2026-12).  With neither, loading a JSON task
+raises :class:`BigBenchUnavailable`, which a suite turns into a named gap rather than a crash.
+
+Prompts are formatted as BIG-bench's ``json_task`` formats them: ``task_prefix`` once, then
+``example_input_prefix`` (default ``"\\nQ: "``) + input (+ the choices when ``append_choices_to_input``, default
+true) + ``example_output_prefix`` (default ``"\\nA: "``), few-shot examples joined by
+``few_shot_example_separator`` (default ``"\\n"``); the choices are the keys of ``target_scores`` and the correct one
+the first with the highest score (for ``arithmetic`` and ``dyck_languages`` only the options as long as the answer,
+see ``SAME_LENGTH``).
 
 ``boolean_expressions`` is a programmatic task (``task.py``) in BIG-bench; its items are generated here exactly as
-that file generates them (it is extracted too and its sha256 checked against the version this port follows).
+that file generates them (where it can be had, it is extracted too and its sha256 checked against the version this
+port follows).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
 import re
 import shutil
@@ -38,7 +45,8 @@ SDIST_URL = (
     "bigbench-1.0.0.tar.gz"
 )
 SDIST_SHA256 = "1bb398a5512c6d798cdebe0dfa0ac03f67f6033fa6b39c6ef71df978c7cbc5c2"
-MEMBER_ROOT = "bigbench-1.0.0/bigbench/benchmark_tasks/"
+SOURCE_ENV = "DATAENGINE_BIGBENCH"
+MEMBER_ROOT = "bigbench/benchmark_tasks/"  # below the archive's top folder (bigbench-1.0.0/ in the sdist)
 BOOLEAN_EXPRESSIONS_SHA256 = "731c747f681b20d40349726c3e2d28792b4309bee0044d9f3c3d99e86b11bded"
 _NAME = re.compile(r"[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)?")
 _MEMBER = re.compile(r"[A-Za-z0-9_\-]+(/[A-Za-z0-9_\-]+)?/task\.(json|py)")
@@ -88,19 +96,37 @@ NUMERIC_ONLY = {"arithmetic"}  # tasks whose choices are scored among the numeri
 # options whatever a model knows (a random model put p_norm at 0.03 against a chance of 0.20 on arithmetic).
 # Arithmetic items with a negative answer are dropped with it: BIG-bench gave them only positive distractors.
 SAME_LENGTH = {"arithmetic", "dyck_languages"}
+GENERATED = {"boolean_expressions"}  # programmatic tasks reproduced here: their task.py only verifies the port
+
+
+class BigBenchUnavailable(ValueError):
+    """BIG-bench's task files are not in the cache and cannot be had: no local copy named, the sdist not fetchable."""
+
+
+_fetch_error: str | None = None  # one download attempt per process: a refused archive is not asked for per task
 
 
 def sdist_path() -> Path:
     """The sdist in the cache, downloaded (and its sha256 checked) if absent."""
+    global _fetch_error
     path = cache_dir() / "bigbench" / SDIST_URL.rsplit("/", 1)[1]
-    if not path.exists():
+    if path.exists():
+        return path
+    if _fetch_error is None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as partial:
-            with urllib.request.urlopen(SDIST_URL, timeout=60) as response, partial.open("wb") as f:
-                shutil.copyfileobj(response, f, length=1 << 20)
-            if sha256_file(partial) != SDIST_SHA256:
-                raise ValueError(f"{SDIST_URL}: sha256 does not match {SDIST_SHA256}")
-    return path
+        try:
+            with atomic_path(path) as partial:
+                with urllib.request.urlopen(SDIST_URL, timeout=60) as response, partial.open("wb") as f:
+                    shutil.copyfileobj(response, f, length=1 << 20)
+                if sha256_file(partial) != SDIST_SHA256:
+                    raise ValueError(f"sha256 does not match {SDIST_SHA256}")
+            return path
+        except (OSError, ValueError) as e:  # URLError, HTTPError, timeouts, a truncated or altered archive
+            _fetch_error = f"{type(e).__name__}: {e}"
+    raise BigBenchUnavailable(
+        f"the bigbench 1.0.0 sdist could not be fetched ({SDIST_URL.rsplit('/', 1)[1]}: {_fetch_error}); set "
+        f"{SOURCE_ENV} to a local copy of it or to a clone of the BIG-bench repository"
+    )
 
 
 def tasks_dir() -> Path:
@@ -114,24 +140,23 @@ def _extracted(name: str) -> bool:
 
 def ensure_extracted(names: Iterable[str]) -> None:
     """Extract the task files of ``names`` (``task`` or ``task/subtask``; a task brings its subtasks) that are not
-    in the cache yet, in one pass over the archive.  Only regular files whose names match the task layout are
-    written, each to a path built here under ``tasks_dir()``: nothing in the archive decides where a file goes."""
+    in the cache yet, in one pass over the source.  Only regular files whose names match the task layout are
+    written, each to a path built here under ``tasks_dir()``: nothing in the source decides where a file goes.
+
+    Tasks generated here (``GENERATED``) need no file: when no source can be had they are left to their generator
+    (unverified against BIG-bench's ``task.py``) instead of raising."""
     wanted = sorted({n for n in names if not _extracted(_check_name(n))})
     if not wanted:
         return
-    archive = sdist_path()
-    found: dict[str, bytes] = {}
-    with tarfile.open(archive, "r|gz") as tar:
-        for member in tar:
-            rel = member.name.removeprefix(MEMBER_ROOT)
-            if rel == member.name or not member.isfile() or not _MEMBER.fullmatch(rel):
-                continue
-            folder = rel.rsplit("/", 1)[0]
-            if any(folder == w or folder.startswith(w + "/") for w in wanted):
-                found[rel] = tar.extractfile(member).read()
+    try:
+        found = _task_files(wanted)
+    except BigBenchUnavailable:
+        if all(w in GENERATED for w in wanted):
+            return
+        raise
     missing = [w for w in wanted if not any(rel.startswith(w + "/") for rel in found)]
     if missing:
-        raise ValueError(f"BIG-bench has no task {', '.join(missing)} (see {MEMBER_ROOT} in {archive.name})")
+        raise ValueError(f"BIG-bench has no task {', '.join(missing)} (see {MEMBER_ROOT})")
     root = tasks_dir().resolve()
     # deepest files first: a task's own task.json, the marker of a complete extraction, is written last
     for rel in sorted(found, key=lambda r: -r.count("/")):
@@ -141,13 +166,48 @@ def ensure_extracted(names: Iterable[str]) -> None:
         write_atomic(dest, found[rel])
 
 
+def _task_files(wanted: list[str]) -> dict[str, bytes]:
+    """``{task/[subtask/]task.json|py: bytes}`` of the wanted tasks, from ``$DATAENGINE_BIGBENCH`` (an archive or a
+    directory) or else the sdist."""
+    local = os.environ.get(SOURCE_ENV)
+    source = Path(local) if local else sdist_path()
+    if local and not source.exists():
+        raise BigBenchUnavailable(f"{SOURCE_ENV}={local} does not exist")
+    if source.is_dir():
+        candidates = (source, source / "benchmark_tasks", source / MEMBER_ROOT)
+        root = next((d for d in candidates if d.name == "benchmark_tasks" and d.is_dir()), None)
+        if root is None:
+            raise BigBenchUnavailable(f"{SOURCE_ENV}={local} holds no {MEMBER_ROOT} (expected a BIG-bench clone)")
+        files = (p for w in wanted for p in (root / w).rglob("task.*") if p.is_file() and not p.is_symlink())
+        return {rel: p.read_bytes() for p in files if _wanted(rel := p.relative_to(root).as_posix(), wanted)}
+    found: dict[str, bytes] = {}
+    try:
+        with tarfile.open(source, "r|*") as tar:
+            for member in tar:
+                below = member.name.partition("/")[2]
+                rel = below.removeprefix(MEMBER_ROOT)
+                if member.isfile() and rel != below and _wanted(rel, wanted):
+                    found[rel] = tar.extractfile(member).read()
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise BigBenchUnavailable(f"{source}: not a readable BIG-bench archive ({type(e).__name__}: {e})") from e
+    return found
+
+
+def _wanted(rel: str, wanted: list[str]) -> bool:
+    folder = rel.rsplit("/", 1)[0]
+    return bool(_MEMBER.fullmatch(rel)) and any(folder == w or folder.startswith(w + "/") for w in wanted)
+
+
 def load(name: str, n: int | None = None, seed: int = 0) -> Task:
     """``bigbench:<name>``: every item of the task (all subtasks), or ``n`` of them sampled with ``seed``."""
     ensure_extracted([name])
     top = name.split("/")[0]
     folder = tasks_dir() / name
+    source = f"BIG-bench 1.0.0 sdist (PyPI), benchmark_tasks/{name}"
     if top == "boolean_expressions":
         items, description, fmt = _boolean_expressions(folder), "", {"separator": " . "}
+        if not (folder / "task.py").exists():
+            source = f"BIG-bench's benchmark_tasks/{name}/task.py, reproduced here (not verified: no task.py here)"
     elif not (folder / "task.json").exists():
         raise ValueError(f"bigbench:{name} is a programmatic task (task.py), not a JSON task; choose a JSON task")
     else:
@@ -161,7 +221,7 @@ def load(name: str, n: int | None = None, seed: int = 0) -> Task:
         style=style,  # type: ignore[arg-type]
         kind="mc",
         description=why or description,
-        source=f"BIG-bench 1.0.0 sdist (PyPI), benchmark_tasks/{name}",
+        source=source,
         **fmt,
     )
 
@@ -235,10 +295,10 @@ _BOOL_TRIALS, _BOOL_SHOTS, _BOOL_SEED = 100, 3, 42
 
 def _boolean_expressions(folder: Path) -> list[Item]:
     """The task's queries: for each expression length 1..8, all valid expressions, sorted, shuffled by one
-    ``random.Random(42)`` stream, every 4th of the first 400 (the others were its in-context examples)."""
+    ``random.Random(42)`` stream, every 4th of the first 400 (the others were its in-context examples).  When
+    BIG-bench's ``task.py`` is at hand it must be the version this port follows."""
     source = folder / "task.py"
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()
-    if digest != BOOLEAN_EXPRESSIONS_SHA256:
+    if source.exists() and (digest := hashlib.sha256(source.read_bytes()).hexdigest()) != BOOLEAN_EXPRESSIONS_SHA256:
         raise ValueError(f"{source}: not the boolean_expressions task.py this generator follows (sha256 {digest})")
     rng = random.Random(_BOOL_SEED)
     items = []
