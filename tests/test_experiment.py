@@ -8,12 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from rich.console import Console
 
 from pipelines.experiment import Experiment
-from pipelines.experiment_report import write_markdown
+from pipelines.experiment_report import analyse, write_markdown
 from tests.corpus import write_mix
 
 SHARES = {
@@ -103,6 +104,29 @@ def test_summary_table_of_a_recorded_ladder() -> None:
     assert rows["verdict vs code0"][:2] == ["baseline", "within noise"]
     assert rows["held-out bits per byte, code"][:3] == ["3.235", "2.899", "2.719 ± 0.021"]
     assert rows["training tokens per run"] == ["6,029,312"] * 6
+
+
+def test_a_ladder_names_the_composites_missing_tasks_and_refuses_evaluations_of_different_tasks() -> None:
+    """Evaluations made where BIG-bench could not be had leave its tasks out; a ladder says so, and will not compare
+    them with evaluations that scored other tasks."""
+    rng = np.random.default_rng(0)
+
+    def evaluation(ckpt: str, tasks: list[str]) -> dict:
+        scored = {t: {"primary_metric": "p_norm", "per_item": {"p_norm": rng.random(50).tolist()}} for t in tasks}
+        composite = {"tasks": tasks, "metric": "p_norm", "description": "test", "unavailable": ["bigbench:navigate"]}
+        return {"ckpt": ckpt, "tasks": scored, "composite": composite, "held_out": {"code": {"bpb": 3.0}}}
+
+    rungs = [{"name": "code0", "code_share": 0.0}, {"name": "code30", "code_share": 0.3}]
+    runs = {"code0-s0": {"rung": "code0"}, "code30-s0": {"rung": "code30"}}
+    training = {name: {"tokens": 1000, "tokens_per_s": 10.0} for name in runs}
+    both = ["probe:compare_nl", "probe:compare_code"]
+    evals = {name: [evaluation(name, both)] for name in runs}
+    result = analyse(rungs, runs, evals, "default", "code0", {}, training)
+    assert "Not in it, their source being unavailable: bigbench:navigate." in write_markdown(result)
+
+    evals["code30-s0"] = [evaluation("code30-s0", [*both, "bigbench:navigate"])]
+    with pytest.raises(ValueError, match="evaluations of code30-s0 scored other tasks than code0-s0"):
+        analyse(rungs, runs, evals, "default", "code0", {}, training)
 
 
 def _ladder(out: Path, tokens: str) -> Experiment:
