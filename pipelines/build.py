@@ -162,9 +162,9 @@ class Build:
         back by every later build of any mix: the experiment's ladder pays for them once.
         """
         cached = self._stage_cache_dir()
-        if (cached / CLEANED_META).exists() and self._decontamination_still_complete(cached):
+        meta = self._reusable_cleaned_meta(cached)
+        if meta is not None:
             with self._step("cleaned documents (stage cache)"):
-                meta = json.loads((cached / CLEANED_META).read_text(encoding="utf-8"))
                 docs = ray.data.read_parquet(str(cached / "docs")).materialize()
             self.console.print(f"reused the cleaned documents of {cached}")
             return docs, Cleaned(meta["lines_removed"], meta["decontamination"], {"hit": True, "key": cached.name})
@@ -187,21 +187,21 @@ class Build:
             write_json_atomic(cached / CLEANED_META, meta)  # last: marks the cache entry complete
         return docs, cleaned
 
-    def _decontamination_still_complete(self, cached: Path) -> bool:
-        """False when the cached documents were decontaminated without tasks (their source unavailable then) that
-        can be had now: they are cleaned again rather than reused unchecked against those items."""
+    def _reusable_cleaned_meta(self, cached: Path) -> dict[str, Any] | None:
+        """The cache entry's metadata, or None when there is none or its documents were decontaminated without
+        tasks (their source unavailable then) that can be had now: those are cleaned again, not reused unchecked."""
+        if not (cached / CLEANED_META).exists():
+            return None
         meta = json.loads((cached / CLEANED_META).read_text(encoding="utf-8"))
         missed = meta["decontamination"].get("unavailable", {})
-        if not missed:
-            return True
-        from pretrain.eval.tasks import load_available
+        if missed:
+            from pretrain.eval.tasks import load_available
 
-        still = load_available((task, None) for task in missed)[1]
-        if still.keys() != missed.keys():
-            self.console.print(
-                f"the stage cache {cached.name} missed {', '.join(missed.keys() - still.keys())}: recleaning"
-            )
-        return still.keys() == missed.keys()
+            found = missed.keys() - load_available((task, None) for task in missed)[1].keys()
+            if found:
+                self.console.print(f"the stage cache {cached.name} missed {', '.join(sorted(found))}: recleaning")
+                return None
+        return meta
 
     def _tagged_documents(self) -> ray.data.Dataset:
         """Every document read, extracted and tagged by the models (language, quality): no threshold yet.

@@ -60,10 +60,10 @@ def analyse(
 ) -> dict[str, Any]:
     """``experiment.json``: per rung and task the mean, interval, seed spread, and the paired test vs baseline."""
     first = next(iter(evals.values()))[0]
-    differ = sorted(run for run, es in evals.items() for e in es if e["tasks"].keys() != first["tasks"].keys())
+    differ = sorted({run for run, es in evals.items() for e in es if e["tasks"].keys() != first["tasks"].keys()})
     if differ:  # e.g. BIG-bench's files reached some evaluations and not others: the rungs would not compare
         raise ValueError(
-            f"evaluations of {', '.join(dict.fromkeys(differ))} scored other tasks than {first['ckpt']}; "
+            f"evaluations of {', '.join(differ)} scored other tasks than {first['ckpt']}; "
             "re-evaluate them with the same task sources (delete their .eval.json files)"
         )
     composite = first["composite"]  # {"tasks": [...], "metric": ..., "description": ...} fixed by the suite

@@ -10,6 +10,7 @@ import importlib.util
 import io
 import json
 import math
+import os
 import random
 import re
 import subprocess
@@ -57,21 +58,24 @@ BIGBENCH_NAMES = [
 # -- fixtures ---------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def bigbench_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh cache holding only the real sdist (linked from the shared cache, fetched by our code if absent), from
-    which the tests' tasks are extracted in one pass; the archive is then removed, as on a machine without it.
-    Skipped, saying why, where the real sdist cannot be had (the package index here refuses it since 2026-12)."""
+    """A fresh cache with the tests' tasks extracted in one pass from the real BIG-bench files: the local copy that
+    ``$DATAENGINE_BIGBENCH`` names, else the sdist (linked from the shared cache, fetched by our code if absent, and
+    removed after, as on a machine without it).  Skipped, saying why, where neither can be had: the package index
+    reached here refuses the sdist since 2026-12, and the benchmark's files cannot be committed here."""
+    local = os.environ.get(bigbench.SOURCE_ENV)
     try:
-        sdist = bigbench.sdist_path()
+        sdist = None if local else bigbench.sdist_path()
     except bigbench.BigBenchUnavailable as e:
         pytest.skip(f"the real BIG-bench files cannot be had here: {e}")
     cache = tmp_path_factory.mktemp("cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DATAENGINE_CACHE", str(cache))
-        mp.delenv(bigbench.SOURCE_ENV, raising=False)
         (cache / "bigbench").mkdir()
-        (cache / "bigbench" / sdist.name).symlink_to(sdist)
+        if sdist is not None:
+            (cache / "bigbench" / sdist.name).symlink_to(sdist)
         bigbench.ensure_extracted(BIGBENCH_NAMES)
-        (cache / "bigbench" / sdist.name).unlink()
+        if sdist is not None:
+            (cache / "bigbench" / sdist.name).unlink()
     return cache
 
 
@@ -150,13 +154,23 @@ def test_bigbench_tasks_come_from_the_real_sdist_and_work_without_it(offline_big
         assert {len(c) for c in item.choices} == {len(item.target)}  # nor numbers likelier for being shorter
         assert item.prompt.startswith("\nQ: ") and item.prompt.endswith("\nA: ")
     assert 1 / 3 <= arith.chance <= 1 / 2  # BIG-bench's 2 or 3 numeric options of the answer's length
-
-    assert len(boolean.items) == 428 and boolean.chance == 0.5
-    for item in boolean.items:
-        assert item.target == str(eval(item.prompt.removesuffix(" is ")))  # tokens are True/False/and/or/not/()
+    assert len(boolean.items) == 428 and "not verified" not in boolean.source  # checked against the real task.py
 
     with pytest.raises(ValueError, match="not multiple choice"):
         load_task("bigbench:modified_arithmetic/three_digit_addition_control")
+
+
+def test_boolean_expressions_are_generated_correct_without_any_bigbench_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATAENGINE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv(bigbench.SOURCE_ENV, str(tmp_path / "no-bigbench"))
+    boolean = load_task("bigbench:boolean_expressions")
+    assert len(boolean.items) == 428 and boolean.chance == 0.5 and "not verified" in boolean.source
+    for item in boolean.items:
+        assert item.target == str(eval(item.prompt.removesuffix(" is ")))  # tokens are True/False/and/or/not/()
+    by_length = Counter(item.meta["group"] for item in boolean.items)  # every expression while fewer than 100
+    assert (by_length[1], by_length[2], by_length[3]) == (2, 2, 12)  # True; not True; 8 binary, not not, (True)
     with pytest.raises(ValueError, match="bad BIG-bench task name"):
         load_task("bigbench:../../etc")
 
@@ -211,6 +225,8 @@ def write_bigbench_clone(root: Path) -> None:
     (tasks / "walking").mkdir()
     (tasks / "walking" / "task.json").write_text(json.dumps({**moves, "example_input_prefix": "\nQ: "}))
     (tasks / "walking" / "README.md").write_text("not a task file")
+    (tasks / "writing").mkdir()
+    (tasks / "writing" / "task.json").write_text(json.dumps({"examples": [{"input": "Write.", "target": "A poem."}]}))
 
 
 @pytest.mark.parametrize("layout", ["clone", "archive"])
@@ -240,6 +256,8 @@ def test_bigbench_reads_a_local_clone_or_archive_named_by_the_environment(
         "bigbench/tasks/adding/two_digit/task.json",
         "bigbench/tasks/walking/task.json",
     ]  # task files only, and nothing outside the cache
+    with pytest.raises(ValueError, match="not multiple choice"):
+        load_task("bigbench:writing")
     assert not (tmp_path / "escape").exists()
     with pytest.raises(ValueError, match="BIG-bench has no task nope"):
         load_task("bigbench:nope")

@@ -104,8 +104,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if not present:
                 continue
             est = composite(results, present, spec.metric, seed=seed)
-            report["composites"][key] = {"tasks": present, "metric": spec.metric, "description": spec.description}
-            report["composites"][key] |= {"unavailable": [t for t in spec.tasks if t not in results]} | est.as_dict()
+            report["composites"][key] = {
+                "tasks": present,
+                "unavailable": [t for t in spec.tasks if t not in results],
+                "metric": spec.metric,
+                "description": spec.description,
+                **est.as_dict(),
+            }
         if suite.primary in report["composites"]:
             report["composite"] = {"name": suite.primary, **report["composites"][suite.primary]}
     if args.data is not None:

@@ -7,6 +7,7 @@ BIG-bench JSON multiple-choice task and any reasoning-gym dataset can be named t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -85,10 +86,8 @@ def load_available(names: Iterable[tuple[str, int | None]], seed: int = 0) -> tu
     neither the cache, ``$DATAENGINE_BIGBENCH`` nor the package index has them): ``(tasks, {name: why})``, so a
     suite runs with a named, counted gap instead of not at all."""
     names = list(names)
-    try:
-        return load_tasks(names, seed), {}
-    except bigbench.BigBenchUnavailable:
-        pass
+    with contextlib.suppress(bigbench.BigBenchUnavailable):  # one pass for what can be had; each task says if not
+        bigbench.ensure_extracted(name.partition(":")[2] for name, _ in names if name.startswith("bigbench:"))
     tasks, unavailable = [], {}
     for name, n in names:
         try:
