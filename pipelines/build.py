@@ -247,11 +247,11 @@ class Build:
         cfg = self.pipe.decontam
         if not cfg.enabled:
             return docs, {"enabled": False}
-        from pretrain.eval.tasks import decontamination_texts  # the evaluation owns its items
+        from pretrain.eval.tasks import decontamination_texts, unavailable_lines  # the evaluation owns its items
 
         texts, unavailable = decontamination_texts(cfg.suite)
-        for task, why in unavailable.items():
-            self.console.print(f"[yellow]decontamination: {task} left out (its items are not checked): {why}[/]")
+        for line in unavailable_lines(unavailable):
+            self.console.print(f"[yellow]decontamination (their items are not checked): {line}[/]")
         index = build_index(texts, cfg)
         self.console.print(f"decontamination: {sum(index.items.values()):,} evaluation items, {index.size:,} n-grams")
         docs = docs.map_batches(decontaminate_batch, fn_kwargs={"index": index}, batch_format="pyarrow").materialize()

@@ -43,7 +43,7 @@ from pretrain.eval import (
     score_task,
 )
 from pretrain.eval.scoring import encode_pairs, loglikelihoods
-from pretrain.eval.tasks import bigbench
+from pretrain.eval.tasks import bigbench, unavailable_lines
 from pretrain.model import GPT, model_config
 from tests.test_inspect import build_output
 from tokenizer.train import eos_id
@@ -294,6 +294,9 @@ def test_unreachable_bigbench_is_a_named_gap_in_a_suite_and_an_error_when_asked_
         assert list(unavailable) == ["bigbench:navigate"] and "403" in unavailable["bigbench:navigate"]
         assert len(tasks[0].items) == 428 and "not verified" in tasks[0].source
         assert refusals == ["/bigbench-1.0.0.tar.gz"]  # one request, not one per task
+        twice = {**unavailable, "bigbench:cs_algorithms": unavailable["bigbench:navigate"]}
+        why = unavailable["bigbench:navigate"]
+        assert unavailable_lines(twice) == [f"bigbench:navigate, bigbench:cs_algorithms left out: {why}"]
         assert not list((tmp_path / "cache" / "bigbench").glob("*.tar.gz*"))  # no partial archive left behind
         monkeypatch.setenv(bigbench.SOURCE_ENV, str(tmp_path / "nowhere"))
         with pytest.raises(bigbench.BigBenchUnavailable, match="nowhere does not exist"):

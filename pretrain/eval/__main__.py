@@ -16,7 +16,7 @@ from typing import Any
 from dataengine.atomic import write_json_atomic
 from pretrain.eval.scoring import Estimate, composite, evaluate
 from pretrain.eval.suites import SUITES_DIR, Suite, load_suite
-from pretrain.eval.tasks import load_tasks
+from pretrain.eval.tasks import load_tasks, unavailable_lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,8 +60,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if suite is not None:
         tasks, unavailable = suite.load(args.n)
         shots = suite.shots()
-        for name, why in unavailable.items():
-            print(f"warning: {name} left out: {why}", file=sys.stderr)
+        for line in unavailable_lines(unavailable):
+            print(f"warning: {line}", file=sys.stderr)
     else:
         tasks = load_tasks(((name.strip(), args.n) for name in args.tasks.split(",") if name.strip()), seed=seed)
         shots = {}

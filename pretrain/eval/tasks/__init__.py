@@ -97,6 +97,15 @@ def load_available(names: Iterable[tuple[str, int | None]], seed: int = 0) -> tu
     return tasks, unavailable
 
 
+def unavailable_lines(unavailable: dict[str, str]) -> list[str]:
+    """``load_available``'s gaps for a person: one line per reason, naming its tasks (a refused archive is one
+    reason for six tasks, not six messages)."""
+    by_reason: dict[str, list[str]] = {}
+    for name, why in unavailable.items():
+        by_reason.setdefault(why, []).append(name)
+    return [f"{', '.join(names)} left out: {why}" for why, names in by_reason.items()]
+
+
 def decontamination_texts(suite: str | Path | Suite = "default") -> tuple[list[tuple[str, str]], dict[str, str]]:
     """``[(task name, prompt + correct answer)]`` for every evaluation item of ``suite`` (the build drops training
     documents that contain one), and the suite's tasks that could not be had, with why.  Fixed sets (BIG-bench,
@@ -116,4 +125,13 @@ def decontamination_texts(suite: str | Path | Suite = "default") -> tuple[list[t
     return texts, unavailable
 
 
-__all__ = ["TASKS", "Item", "Task", "decontamination_texts", "load_available", "load_task", "load_tasks"]
+__all__ = [
+    "TASKS",
+    "Item",
+    "Task",
+    "decontamination_texts",
+    "load_available",
+    "load_task",
+    "load_tasks",
+    "unavailable_lines",
+]
