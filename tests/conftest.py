@@ -12,6 +12,8 @@ from tests.corpus import make_corpus
 
 os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
 
+pytest_plugins = ["tests.s3"]  # the ``s3`` fixture: a real S3 server on 127.0.0.1
+
 
 @pytest.fixture(scope="session")
 def ray_local():
