@@ -445,8 +445,23 @@ def test_prompt_whitespace_moves_onto_the_continuation(tokenizer: Tokenizer) -> 
     assert tokenizer.decode(cont) == " 7" and nbytes.tolist() == [2]
 
 
+class Unigram(nn.Module):
+    """A real unigram language model: the same next-token distribution (add-one smoothed counts of ``sequences``)
+    at every position, whatever the context: a model that ignores the question."""
+
+    def __init__(self, sequences: list[list[int]], vocab: int) -> None:
+        super().__init__()
+        counts = torch.ones(vocab)
+        for seq in sequences:
+            counts += torch.bincount(torch.tensor(seq), minlength=vocab)
+        self.register_buffer("logp", counts.log() - counts.sum().log())
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.logp.expand(*idx.shape, -1)
+
+
 @pytest.mark.parametrize("name", ["probe:arithmetic_nl", "probe_zh:compare", "probe:tracking_code"])
-def test_a_model_that_knows_the_answers_scores_far_above_chance(tokenizer: Tokenizer, name: str) -> None:
+def test_a_model_that_knows_the_answers_scores_far_above_the_null(tokenizer: Tokenizer, name: str) -> None:
     task = load_task(name, n=80)
     bos = eos_id(tokenizer)
     pairs = [(task.render(i, shots=0), task.continuations(i)[item.answer]) for i, item in enumerate(task.items)]
@@ -455,12 +470,37 @@ def test_a_model_that_knows_the_answers_scores_far_above_chance(tokenizer: Token
     result = score_task(knows, tokenizer, task, seq_len=512, shots=0, bos_id=bos, batch_size=16)
     assert result.metrics["acc_norm"].value > 0.95 and result.metrics["p_norm"].value > 0.95
     assert result.metrics["p_norm_skill"].value > 0.9
+    assert result.primary_metric == "calibrated_margin"
+    null = result.null["calibrated_margin"]
+    assert result.metrics["calibrated_margin"].lo > null["mean"] + 10 * null["sd"]
+    assert result.chance == null["mean"] and abs(null["mean"]) < 3 * null["sd"]  # keys carry no information
+    assert result.null["p_norm"]["mean"] == pytest.approx(np.mean(1 / result.items["n_choices"]), abs=0.02)
     uniform = score_task(Uniform(tokenizer.get_vocab_size()), tokenizer, task, seq_len=512, shots=0, bos_id=bos)
     assert result.metrics["bpb"].value < uniform.metrics["bpb"].value
-    assert result.items["p_norm"].shape == (80,) and result.summary()["per_item"]["p_norm"][0] > 0.9
+    summary = result.summary()
+    assert result.items["p_norm"].shape == (80,) and summary["per_item"]["p_norm"][0] > 0.9
+    assert len(summary["per_item"]["calibrated_margin"]) == 80 and summary["null"] == result.null
 
 
-def test_a_uniform_model_scores_exactly_chance(tokenizer: Tokenizer) -> None:
+def test_a_model_that_ignores_the_question_scores_its_null_on_the_calibrated_margin(tokenizer: Tokenizer) -> None:
+    """Items whose key is mostly "yes": a unigram model that likes "yes" wins on the raw margin by the answers'
+    content alone; its calibrated margin is zero on every item (the question never changes what it prefers)."""
+    rng = random.Random(0)
+    items = []
+    for i in range(60):
+        choices = ["yes", "no"] if rng.random() < 0.5 else ["no", "yes"]
+        items.append(Item(f"Question: is {i} below {rng.randint(0, 99)}?\nAnswer: ", choices, choices.index("yes")))
+    task = Task("yes_bias", items, "en", "nl", "mc", "keys biased towards yes", "this test", shots=2)
+    bos = eos_id(tokenizer)
+    unigram = Unigram([tokenizer.encode(" yes\n").ids * 50, tokenizer.encode(" no\n").ids], tokenizer.get_vocab_size())
+    result = score_task(unigram, tokenizer, task, seq_len=512, bos_id=bos)
+    np.testing.assert_allclose(result.items["calibrated_margin"], 0.0, atol=1e-9)
+    assert result.null["calibrated_margin"]["mean"] == pytest.approx(0.0, abs=1e-9)
+    margin, null = result.metrics["margin"], result.null["margin"]
+    assert margin.lo > null["mean"] + 2 * null["sd"] and result.metrics["acc_norm"].value == 1.0
+
+
+def test_a_uniform_model_scores_exactly_its_null(tokenizer: Tokenizer) -> None:
     rng = random.Random(0)
     items = [
         Item(f"Question: {rng.randint(0, 99)} apples?\nAnswer: ", list("0123"), rng.randrange(4)) for _ in range(50)
@@ -470,9 +510,22 @@ def test_a_uniform_model_scores_exactly_chance(tokenizer: Tokenizer) -> None:
     assert task.chance == 0.25
     assert result.metrics["p_norm"].value == pytest.approx(0.25, abs=1e-9)
     assert result.metrics["acc_norm"].value == pytest.approx(0.25, abs=1e-9)  # four-way ties, shared
+    assert result.null["p_norm"] == pytest.approx({"mean": 0.25, "sd": 0.0}, abs=1e-9)
+    for metric in ("calibrated_margin", "margin"):
+        assert result.metrics[metric].value == pytest.approx(0.0, abs=1e-9) and result.null[metric]["sd"] < 1e-9
     assert composite({"digits": result}, ["digits"]).value == pytest.approx(0.0, abs=1e-9)
     expected_bpb = math.log2(tokenizer.get_vocab_size())  # three tokens over three bytes: " ", the digit, "\n"
     assert result.metrics["bpb"].value == pytest.approx(expected_bpb)
+
+
+def test_the_question_removed_context_keeps_the_examples_and_the_answer_cue() -> None:
+    task = load_task("probe:arithmetic_nl", n=10)
+    full, bare = task.render(0, shots=2), task.render_without_question(0, shots=2)
+    assert full.endswith(task.items[0].prompt) and bare.endswith("\n\nAnswer: ")
+    assert full[: len(bare) - len("Answer: ")] == bare[: -len("Answer: ")]  # the same two solved examples
+    single = Task("one line", [Item("1 + 1 is ", ["2", "3"], 0), Item("2 + 2 is ", ["4", "5"], 0)], "en", "nl", "mc",
+                  "", "this test", shots=1, separator=" . ")  # fmt: skip
+    assert single.render_without_question(0) == "2 + 2 is 4 . "  # one line: all of it is the question
 
 
 def test_long_inputs_are_truncated_and_windowed_without_changing_a_short_context_model(tokenizer: Tokenizer) -> None:
@@ -559,10 +612,11 @@ def test_cli_scores_a_checkpoint_and_adds_held_out_bpb(
     report = json.loads(out.read_text())
     assert report["step"] == 7 and report["suite"] == "tiny"
     logic = report["tasks"]["probe_zh:logic"]
-    assert logic["n"] == 30 and logic["chance"] == pytest.approx(1 / 3) and logic["primary_metric"] == "p_norm"
-    assert (
-        len(logic["per_item"]["p_norm"]) == 30 and logic["metrics"]["p_norm"]["lo"] <= logic["metrics"]["p_norm"]["hi"]
-    )
+    assert logic["n"] == 30 and logic["primary_metric"] == "calibrated_margin"
+    assert logic["chance"] == logic["null"]["calibrated_margin"]["mean"]
+    assert logic["null"]["p_norm"]["mean"] == pytest.approx(1 / 3, abs=0.02)  # untrained: keys shuffle to 1/k
+    assert len(logic["per_item"]["calibrated_margin"]) == 30
+    assert logic["metrics"]["calibrated_margin"]["lo"] <= logic["metrics"]["calibrated_margin"]["hi"]
     assert set(report["tasks"]["humaneval"]["metrics"]) == {"bpb"}
     assert report["composite"]["tasks"] == ["probe:compare_nl", "probe_zh:logic"]
     assert report["composite"]["unavailable"] == ["bigbench:navigate"] and list(report["unavailable"]) == [

@@ -1,8 +1,9 @@
 """``python -m pretrain.eval --ckpt runs/x/ckpt.pt [--tasks default|SUITE.yaml|name,name] [--data OUT_DIR] ...``
 
 Scores a checkpoint on a suite (or a list of tasks) by likelihood, prints a table (task, metric, value with its
-95% CI, chance) and writes JSON: every task's metrics and per-item scores, the suite's composite scores and, with
-``--data``, bits per byte on each source's held-out slice of that build.
+95% CI, the measured null: mean ± sd of the score with shuffled answer keys) and writes JSON: every task's metrics,
+nulls and per-item scores, the suite's composite scores and, with ``--data``, bits per byte on each source's
+held-out slice of that build.
 """
 
 from __future__ import annotations
@@ -104,7 +105,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if not present:
                 continue
             est = composite(results, present, spec.metric, seed=seed)
+            nulls = [results[t].null.get(spec.metric, {}).get("mean") for t in present]
             report["composites"][key] = {
+                "null": None if None in nulls else float(sum(nulls) / len(nulls)),
                 "tasks": present,
                 "unavailable": [t for t in spec.tasks if t not in results],
                 "metric": spec.metric,
@@ -125,14 +128,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def format_table(report: dict[str, Any]) -> str:
     """One row per task and metric, then the composites and held-out bits per byte."""
-    rows = [("task", "metric", "value", "95% CI", "chance")]
+    rows = [("task", "metric", "value", "95% CI", "null (shuffled keys)")]
     for name, info in report["tasks"].items():
         for metric, est in info["metrics"].items():
-            chance = info["chance"] if metric in ("p_norm", "acc_norm") and info["chance"] is not None else None
-            rows.append((name, metric, *_cells(Estimate(**est)), "" if chance is None else f"{chance:.4f}"))
+            null = info.get("null", {}).get(metric)
+            cell = "" if null is None else f"{null['mean']:.4f} ± {null['sd']:.4f}"
+            rows.append((name, metric, *_cells(Estimate(**est)), cell))
     for key, comp in report.get("composites", {}).items():
         est = Estimate(comp["value"], comp["lo"], comp["hi"])
-        rows.append((f"composite:{key}", comp["metric"], *_cells(est), "0.0000"))
+        null = comp.get("null")
+        rows.append((f"composite:{key}", comp["metric"], *_cells(est), "" if null is None else f"{null:.4f}"))
     for source, info in report.get("held_out", {}).items():
         rows.append((f"held-out:{source}", "bpb", f"{info['bpb']:.4f}", "", ""))
     for name in report.get("unavailable", {}):

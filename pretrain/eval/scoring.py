@@ -11,14 +11,25 @@ A multiple-choice answer is scored together with the text that ends it in the fe
 or " ." for BIG-bench's boolean_expressions; ``Task.continuations``), so that a choice which is a prefix of another
 ("4" and "49", "]" and "] }") does not win merely by being shorter.
 
-Metrics of a multiple-choice task, each with a bootstrap 95% CI over items:
+Metrics of a multiple-choice task, per item, each with a bootstrap 95% CI over items (``lpb``: a choice's log2
+probability per UTF-8 byte, as scored):
 
+- ``calibrated_margin`` (the primary metric): ``margin`` minus the same margin scored with the question removed
+  from the context (``Task.render_without_question``: the same few-shot examples and answer cue), DCPMI-style.  It
+  moves only when the question changes the model's preference: a model that prefers some answers whatever the
+  question (a unigram model; a small model that likes round numbers) scores 0 on every item, exactly;
+- ``margin``: ``lpb`` of the correct choice minus the mean ``lpb`` of the distractors (bits per byte, continuous,
+  so it moves at scales where accuracy is still flat: DataDecide 2025);
 - ``bpb``: bits per byte of the correct choice as scored, its end included (total bits / total UTF-8 bytes);
 - ``p_norm``: normalised probability of the correct choice, softmax over the choices' total log-probabilities;
-- ``p_norm_skill``: ``p_norm`` chance-normalised per item, ``(p_norm - 1/k) / (1 - 1/k)`` for k choices: 0 at
-  chance, 1 when certain and right, comparable across tasks with different numbers of choices (composites use it);
+- ``p_norm_skill``: ``(p_norm - 1/k) / (1 - 1/k)`` for k choices;
 - ``acc_norm``: accuracy when choices are ranked by log-probability per byte (lm-eval's acc_norm by bytes);
-  ties are shared (a tie of k including the answer counts 1/k), so a model that knows nothing scores chance.
+  ties are shared (a tie of k including the answer counts 1/k).
+
+Every choice metric has a measured null (``TaskResult.null``): its mean and standard deviation over the same items
+scored with shuffled answer keys (each item's key drawn uniformly among its choices, ``N_NULL`` times), which is
+what "chance" means in every table.  The shuffle keeps whatever the model prefers regardless of the key; only
+the link between the key and the model's preference is broken.
 
 A ``bpb`` task (HumanEval) reports ``bpb`` of its reference only.  Per-item arrays stay in ``TaskResult.items``
 (and in ``TaskResult.summary()``) for paired comparisons: ``bootstrap_samples`` with the same seed resamples the
@@ -44,8 +55,10 @@ from pretrain.eval.tasks.base import Task
 
 MAX_BATCH_TOKENS = 16384  # model input tokens per forward pass (a module without logits_at gives all their logits)
 N_BOOT = 1000
+N_NULL = 500  # answer-key shuffles of the measured null
 LN2 = math.log(2)
-PER_ITEM = ("p_norm", "p_norm_skill", "acc_norm", "bpb", "bits", "bytes")  # per-item arrays written to JSON
+CHOICE_METRICS = ("calibrated_margin", "margin", "p_norm", "p_norm_skill", "acc_norm")
+PER_ITEM = (*CHOICE_METRICS, "bpb", "bits", "bytes")  # per-item arrays written to JSON
 
 
 @dataclass(frozen=True)
@@ -63,8 +76,8 @@ class Estimate:
 @dataclass
 class TaskResult:
     """Scores of one task; ``items`` holds per-item arrays (``bits``, ``bytes`` and ``bpb`` of the correct choice;
-    for multiple choice also ``p_norm``, ``p_norm_skill``, ``acc_norm``, and every choice's ``loglik`` flattened,
-    with ``n_choices``)."""
+    for multiple choice also every metric of ``CHOICE_METRICS`` and every choice's ``loglik`` and ``loglik_noq``
+    (question removed) flattened, with ``n_choices``); ``null`` the measured null of each choice metric."""
 
     task: str
     kind: str
@@ -72,17 +85,23 @@ class TaskResult:
     style: str
     n: int
     shots: int
-    chance: float | None
     metrics: dict[str, Estimate]
     items: dict[str, np.ndarray] = field(repr=False)
+    null: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def primary_metric(self) -> str:
-        return "p_norm" if self.kind == "mc" else "bpb"
+        return "calibrated_margin" if self.kind == "mc" else "bpb"
+
+    @property
+    def chance(self) -> float | None:
+        """The measured null of the primary metric (None for a bits-per-byte task, which has none)."""
+        null = self.null.get(self.primary_metric)
+        return None if null is None else null["mean"]
 
     def summary(self, per_item: bool = True) -> dict[str, Any]:
-        """JSON-ready: counts, chance, every metric with its CI and, with ``per_item``, the per-item scores
-        (5 significant digits) that paired comparisons across models need."""
+        """JSON-ready: counts, the measured null, every metric with its CI and, with ``per_item``, the per-item
+        scores (5 significant digits) that paired comparisons across models need."""
         out: dict[str, Any] = {
             "kind": self.kind,
             "lang": self.lang,
@@ -90,6 +109,7 @@ class TaskResult:
             "n": self.n,
             "shots": self.shots,
             "chance": self.chance,
+            "null": self.null,
             "primary_metric": self.primary_metric,
             "metrics": {name: est.as_dict() for name, est in self.metrics.items()},
         }
@@ -205,11 +225,16 @@ def score_task(
 ) -> TaskResult:
     """Score every item of ``task`` (few-shot prompts from ``Task.render``) and summarise with bootstrap CIs."""
     k = task.shots if shots is None else shots
+    n_choices = np.array([len(item.choices) for item in task.items])
+    if task.kind == "mc" and n_choices.min() < 2:
+        raise ValueError(f"task {task.name}: a multiple-choice item needs at least two choices")
     prompts = [task.render(i, k, seed) for i in range(len(task.items))]
     pairs = [(prompt, text) for i, prompt in enumerate(prompts) for text in task.continuations(i)]
+    if task.kind == "mc":  # the same choices after the same examples, the question removed (calibration)
+        bare = [task.render_without_question(i, k, seed) for i in range(len(task.items))]
+        pairs += [(prompt, text) for i, prompt in enumerate(bare) for text in task.continuations(i)]
     ctx, cont, nbytes = encode_pairs(tokenizer, pairs, bos_id)
     loglik = loglikelihoods(model, ctx, cont, seq_len, device, batch_size)
-    n_choices = np.array([len(item.choices) for item in task.items])
     answers = np.array([item.answer for item in task.items])
     offsets = np.concatenate([[0], np.cumsum(n_choices)[:-1]])
     bits = -loglik[offsets + answers] / LN2
@@ -217,34 +242,68 @@ def score_task(
     items: dict[str, np.ndarray] = {"bits": bits, "bytes": size, "bpb": bits / size}
     boot_seed = _seed_of(task.name, seed)
     metrics = {"bpb": bootstrap(bits, size, n_boot=n_boot, seed=boot_seed)}
+    null: dict[str, dict[str, float]] = {}
     if task.kind == "mc":
-        p_norm, acc_norm = _choice_metrics(loglik, nbytes, n_choices, answers)
-        skill = (p_norm - 1 / n_choices) / (1 - 1 / n_choices)
-        items |= {"p_norm": p_norm, "p_norm_skill": skill, "acc_norm": acc_norm}
-        items |= {"loglik": loglik, "n_choices": n_choices}
-        for name in ("p_norm", "p_norm_skill", "acc_norm"):
+        m = int(n_choices.sum())
+        table = choice_table(loglik[:m], loglik[m:], nbytes[:m], n_choices)
+        rows = np.arange(len(answers))
+        items |= {name: table[name][rows, answers] for name in CHOICE_METRICS}
+        items |= {"loglik": loglik[:m], "loglik_noq": loglik[m:], "n_choices": n_choices}
+        for name in CHOICE_METRICS:
             metrics[name] = bootstrap(items[name], n_boot=n_boot, seed=boot_seed)
-    return TaskResult(task.name, task.kind, task.lang, task.style, len(task.items), k, task.chance, metrics, items)
+        null = shuffled_key_null(table, n_choices, seed=boot_seed)
+    return TaskResult(task.name, task.kind, task.lang, task.style, len(task.items), k, metrics, items, null)
 
 
-def _choice_metrics(
-    loglik: np.ndarray, nbytes: np.ndarray, n_choices: np.ndarray, answers: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per item: softmax probability of the answer over total log-probs; tie-shared accuracy by log-prob per byte."""
+def choice_table(
+    loglik: np.ndarray, loglik_noq: np.ndarray, nbytes: np.ndarray, n_choices: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Every choice metric of every item as if each choice were the key: ``[items, max choices]`` per metric (NaN
+    past an item's last choice), so the scores under the real key and under shuffled keys are one gather away."""
     n, width = len(n_choices), int(n_choices.max())
     rows = np.repeat(np.arange(n), n_choices)
     cols = np.arange(len(loglik)) - np.repeat(np.concatenate([[0], np.cumsum(n_choices)[:-1]]), n_choices)
-    total = np.full((n, width), -np.inf)
-    total[rows, cols] = loglik
-    per_byte = np.full((n, width), -np.inf)
-    per_byte[rows, cols] = loglik / np.maximum(nbytes, 1)
-    shifted = total - total.max(axis=1, keepdims=True)
-    probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
-    p_norm = probs[np.arange(n), answers]
-    best = per_byte.max(axis=1, keepdims=True)
-    tied = np.isclose(per_byte, best, rtol=1e-9, atol=1e-12)
-    acc_norm = tied[np.arange(n), answers] / tied.sum(axis=1)
-    return p_norm, acc_norm
+    valid = np.zeros((n, width), dtype=bool)
+    valid[rows, cols] = True
+    k = n_choices[:, None].astype(np.float64)
+
+    def grid(values: np.ndarray, fill: float) -> np.ndarray:
+        out = np.full((n, width), fill)
+        out[rows, cols] = values
+        return out
+
+    def margin(ll: np.ndarray) -> np.ndarray:  # lpb of each choice minus the mean lpb of the others
+        lpb = grid(ll / LN2 / np.maximum(nbytes, 1), 0.0)
+        return np.where(valid, lpb - (lpb.sum(axis=1, keepdims=True) - lpb) / (k - 1), np.nan)
+
+    total = grid(loglik, -np.inf)
+    shifted = np.exp(total - total.max(axis=1, keepdims=True))
+    p_norm = np.where(valid, shifted / shifted.sum(axis=1, keepdims=True), np.nan)
+    per_byte = grid(loglik / np.maximum(nbytes, 1), -np.inf)
+    tied = np.isclose(per_byte, per_byte.max(axis=1, keepdims=True), rtol=1e-9, atol=1e-12)
+    with_q, without_q = margin(loglik), margin(loglik_noq)
+    return {
+        "calibrated_margin": with_q - without_q,
+        "margin": with_q,
+        "p_norm": p_norm,
+        "p_norm_skill": (p_norm - 1 / k) / (1 - 1 / k),
+        "acc_norm": np.where(valid, tied / tied.sum(axis=1, keepdims=True), np.nan),
+    }
+
+
+def shuffled_key_null(
+    table: Mapping[str, np.ndarray], n_choices: np.ndarray, n_null: int = N_NULL, seed: int = 0
+) -> dict[str, dict[str, float]]:
+    """Mean and standard deviation of each metric's task mean over ``n_null`` answer keys drawn uniformly per item:
+    the score this model gets on these items when its preferences carry no information about the key."""
+    rng = np.random.default_rng(seed)
+    keys = (rng.random((n_null, len(n_choices))) * n_choices).astype(np.int64)
+    rows = np.arange(len(n_choices))
+    out = {}
+    for name, grid in table.items():
+        means = grid[rows, keys].mean(axis=1)
+        out[name] = {"mean": float(means.mean()), "sd": float(means.std(ddof=1))}
+    return out
 
 
 def bootstrap_samples(
@@ -276,7 +335,7 @@ def bootstrap(values: np.ndarray, weights: np.ndarray | None = None, n_boot: int
 def composite(
     results: Mapping[str, TaskResult],
     tasks: Sequence[str],
-    metric: str = "p_norm_skill",
+    metric: str = "calibrated_margin",
     n_boot: int = N_BOOT,
     seed: int = 0,
 ) -> Estimate:

@@ -24,7 +24,9 @@ class SuiteTask(Strict):
 
 class CompositeSpec(Strict):
     tasks: list[str] = Field(min_length=1)
-    metric: Literal["p_norm_skill", "p_norm", "acc_norm"] = "p_norm_skill"  # a per-item metric of scoring.py
+    # a per-item metric of scoring.py: the question-calibrated margin by default (it moves at small scale, and a
+    # model that ignores the question scores 0 on it)
+    metric: Literal["calibrated_margin", "margin", "p_norm_skill", "p_norm", "acc_norm"] = "calibrated_margin"
     description: str = ""
 
 

@@ -54,12 +54,25 @@ class Task:
     def render(self, index: int, shots: int | None = None, seed: int = 0) -> str:
         """The prompt of item ``index`` after ``shots`` solved examples drawn deterministically from the other
         items of its group (never itself, nor an item with the same prompt)."""
+        return self._render(index, self.items[index].prompt, shots, seed)
+
+    def render_without_question(self, index: int, shots: int | None = None, seed: int = 0) -> str:
+        """``render`` with the item's question removed: the same few-shot examples, then only the prompt's last line
+        (its answer cue, "Answer: ", ">>> print(x)"), or nothing when the prompt is a single line.  A choice's
+        probability here is the model's prior for that answer in this format, whatever the question (DCPMI's
+        domain premise, Holtzman et al. 2021); scores calibrated by it move only when the question matters."""
+        prompt = self.items[index].prompt
+        stripped = prompt.rstrip()
+        cue = prompt[stripped.rfind("\n") + 1 :] if "\n" in stripped else ""
+        return self._render(index, cue, shots, seed)
+
+    def _render(self, index: int, prompt: str, shots: int | None, seed: int) -> str:
         item = self.items[index]
         k = self.shots if shots is None else shots
         preamble = item.meta.get("preamble", self.preamble)
         separator = item.meta.get("separator", self.separator)
         if k <= 0:
-            return preamble + item.prompt
+            return preamble + prompt
         pool = self._groups[item.meta.get("group")]
         rng = random.Random(seed * 1_000_003 + index)
         chosen: list[Item] = []
@@ -68,7 +81,7 @@ class Task:
             if j != index and other.prompt != item.prompt and len(chosen) < k:
                 chosen.append(other)
         examples = [other.prompt + other.target for other in chosen]
-        return preamble + separator.join([*examples, item.prompt])
+        return preamble + separator.join([*examples, prompt])
 
     def continuations(self, index: int) -> list[str]:
         """The text scored for each choice of item ``index``.  A multiple-choice answer is followed by what follows
