@@ -76,7 +76,7 @@ def list_files(prefix: Target) -> list[str]:
 
 def read_bytes(target: Target) -> bytes:
     fs, path = resolve(target)
-    with fs.open_input_stream(path) as f:
+    with fs.open_input_stream(path, compression=None) as f:
         return f.read()
 
 
@@ -116,7 +116,7 @@ def open_output(target: Target) -> Iterator[IO[bytes]]:
         return
     buffer = io.BytesIO()
     yield buffer
-    with fs.open_output_stream(path) as f:
+    with fs.open_output_stream(path, compression=None) as f:
         f.write(buffer.getbuffer())
 
 

@@ -54,7 +54,7 @@ class S3Server:
         files = [local] if local.is_file() else sorted(p for p in local.rglob("*") if p.is_file())
         for path in files:
             rel = key if local.is_file() else f"{key.rstrip('/')}/{path.relative_to(local).as_posix()}"
-            with fs.open_output_stream(f"{self.bucket}/{rel}") as f:
+            with fs.open_output_stream(f"{self.bucket}/{rel}", compression=None) as f:
                 f.write(path.read_bytes())
         return self.uri(key)
 

@@ -17,7 +17,8 @@ from typing import Any, Protocol
 
 from dataengine.config import SourceConfig
 from dataengine.schema import doc_row
-from dataengine.sources.files import expand, file_size, is_remote, open_input
+from dataengine.sources.files import expand, file_size, open_input
+from dataengine.storage import is_uri
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def file_units(source: SourceConfig, keep: Callable[[str], bool] = lambda path: 
         for path in expand(spec.path):
             if not keep(path):
                 continue
-            mode = 0 if is_remote(path) else os.lstat(path.removeprefix("file://")).st_mode
+            mode = 0 if is_uri(path) else os.lstat(path.removeprefix("file://")).st_mode
             if mode and not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
                 detail = f"not_regular_file: file mode {stat.filemode(mode)}"
                 yield Unit(source=source.name, spec=i, path=path, error=detail, url=path)
@@ -91,7 +92,7 @@ def read_capped(path: str, max_bytes: int) -> bytes:
     so it is refused as ``source_dir`` and ``git`` refuse theirs, with no window between a check and the open.
     ``O_NONBLOCK`` and the regular-file check keep a named pipe or a device from blocking a worker forever.
     """
-    if is_remote(path):
+    if is_uri(path):
         try:
             size = file_size(path)
             if size > max_bytes:

@@ -10,14 +10,12 @@ from typing import BinaryIO
 
 import pyarrow.fs as pafs
 
-
-def is_remote(path: str) -> bool:
-    return "://" in path and not path.startswith("file://")
+from dataengine.storage import is_uri, resolve
 
 
 def expand(pattern: str) -> list[str]:
     """Files matching a path, a glob or a directory (recursively), sorted so the order is stable."""
-    if is_remote(pattern):
+    if is_uri(pattern):
         return _expand_remote(pattern)
     pattern = pattern.removeprefix("file://")
     if any(ch in pattern for ch in "*?["):
@@ -43,7 +41,7 @@ def walk(root: str) -> list[str]:
 
 
 def _expand_remote(pattern: str) -> list[str]:
-    fs, path = pafs.FileSystem.from_uri(pattern.split("*")[0].rsplit("/", 1)[0] if "*" in pattern else pattern)
+    fs, path = resolve(pattern.split("*")[0].rsplit("/", 1)[0] if "*" in pattern else pattern)
     scheme = pattern.split("://", 1)[0]
     if "*" in pattern:
         base = path
@@ -61,26 +59,26 @@ def _expand_remote(pattern: str) -> list[str]:
 
 def open_input(path: str) -> BinaryIO:
     """Open a local or remote file for binary reading."""
-    if is_remote(path):
-        fs, inner = pafs.FileSystem.from_uri(path)
+    if is_uri(path):
+        fs, inner = resolve(path)
         return fs.open_input_stream(inner, compression=None)
     return open(path.removeprefix("file://"), "rb")
 
 
 def open_seekable(path: str) -> BinaryIO:
     """Open a local or remote file for random access (a reader that skips damage needs to seek)."""
-    if is_remote(path):
-        fs, inner = pafs.FileSystem.from_uri(path)
+    if is_uri(path):
+        fs, inner = resolve(path)
         return fs.open_input_file(inner)
     return open(path.removeprefix("file://"), "rb")
 
 
 def file_size(path: str) -> int:
-    if is_remote(path):
-        fs, inner = pafs.FileSystem.from_uri(path)
+    if is_uri(path):
+        fs, inner = resolve(path)
         return fs.get_file_info(inner).size
     return os.lstat(path.removeprefix("file://")).st_size
 
 
 def relative(path: str, root: str) -> str:
-    return Path(path).relative_to(root).as_posix() if not is_remote(path) else path.removeprefix(root).lstrip("/")
+    return Path(path).relative_to(root).as_posix() if not is_uri(path) else path.removeprefix(root).lstrip("/")

@@ -32,22 +32,27 @@ class DecompressionBomb(Exception):
     pass
 
 
-class CountingReader:
-    """The compressed side of a decompressor: counts the bytes the decompressor has pulled."""
+class CountingReader(io.RawIOBase):
+    """The raw side of reading a file: counts the bytes pulled from it, and serves them through ``readinto``.
+
+    With that, ``io.BufferedReader`` gives any stream the bounded ``readline(size)`` the line loop needs: pyarrow's
+    remote input streams (``s3://``, ``gs://``) have no ``readline`` of their own.  Closing it leaves ``raw`` open
+    (the caller closes that).
+    """
 
     def __init__(self, raw: BinaryIO) -> None:
+        super().__init__()
         self.raw, self.count = raw, 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.raw.read(size)
-        self.count += len(data)
-        return data
 
     def readable(self) -> bool:
         return True
 
-    def close(self) -> None:
-        pass  # the caller closes ``raw``
+    def readinto(self, buffer: Any) -> int:
+        data = self.raw.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        self.count += n
+        return n
 
 
 def decompressed(path: str, stream: Any) -> Any:
@@ -107,7 +112,9 @@ class JsonlReader:
             try:
                 with open_input(unit.path) as raw_stream:
                     counted = CountingReader(raw_stream)
-                    with decompressed(unit.path, counted) if compressed else raw_stream as stream:
+                    with (
+                        decompressed(unit.path, counted) if compressed else io.BufferedReader(counted, CHUNK) as stream
+                    ):
                         for lineno, line in enumerate(bounded_lines(stream, counted, max_bytes, compressed), 1):
                             where = f"{unit.path}#L{lineno}"
                             if isinstance(line, int):

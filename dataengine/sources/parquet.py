@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 
 from dataengine.config import SourceConfig
 from dataengine.sources.base import Unit, empty_file, file_units, read_error
-from dataengine.sources.files import file_size, open_input
+from dataengine.sources.files import file_size, open_seekable
 from dataengine.sources.jsonl import record_row
 
 
@@ -33,7 +33,7 @@ class ParquetReader:
                 if file_size(unit.path) == 0:
                     yield empty_file(source, meta, unit.path, self.kind)
                     continue
-                with open_input(unit.path) as f:
+                with open_seekable(unit.path) as f:
                     pfile = pq.ParquetFile(f)
                     if source.text_field not in pfile.schema_arrow.names:
                         found = ", ".join(pfile.schema_arrow.names)

@@ -14,7 +14,8 @@ from dataengine.config import SourceConfig
 from dataengine.licenses import UNKNOWN, declared, header_license
 from dataengine.schema import doc_row
 from dataengine.sources.base import Unit, UnreadableFile, file_units, read_capped, read_error
-from dataengine.sources.files import is_remote, relative
+from dataengine.sources.files import relative
+from dataengine.storage import is_uri
 
 
 class SourceDirReader:
@@ -31,7 +32,7 @@ class SourceDirReader:
             repo = spec.meta.get("repo")
             url = f"{repo}/{rel}" if repo else unit.path
             meta = {**spec.meta, "path": rel, **(declared(spec.meta) or UNKNOWN)}
-            if not is_remote(unit.path) and os.path.islink(unit.path):
+            if not is_uri(unit.path) and os.path.islink(unit.path):
                 yield read_error(source, meta, url, self.kind, "symlink", os.readlink(unit.path))
                 continue
             try:
