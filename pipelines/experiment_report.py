@@ -1,11 +1,19 @@
 """The ladder's statistics and report: what the data says about code share and reasoning, with its noise.
 
-Per run and task, a checkpoint's per-item scores are averaged over the run's last few checkpoints.  A rung's
-score is the mean over its seeds; its 95% interval comes from a two-level bootstrap (seeds with replacement,
-then items with replacement — items are the same in every run, since the probes are seeded).  A rung is
-compared with the baseline by a paired bootstrap: one item resample serves both rungs, seeds are resampled
-per rung.  A difference counts only when its interval excludes zero *and* it exceeds twice the seed spread
-(the pooled standard deviation of per-seed scores); otherwise the report says it is within noise.
+Per run and task, a checkpoint's per-item scores are averaged over the run's last few checkpoints.  The primary
+metric of a multiple-choice task is its calibrated margin (``pretrain.eval.scoring``); each score is shown beside
+its measured null (the same items with shuffled answer keys, averaged over the rung's runs), never beside 1/k.
+
+Seeds are paired across rungs: seed index s trains every rung from the same initialisation and data-order seed.
+A rung is compared with the baseline on the seeds both ran, by a hierarchical paired bootstrap: every draw
+resamples seed indices and items jointly (the same seeds and the same items for both rungs and, in a composite, the
+same seeds for every task), and averages the per-seed, per-item differences.  Its two-sided p-value is twice the
+smaller tail of the drawn differences beyond zero; the per-task p-values of a comparison are Holm-corrected across
+tasks (the composite, fixed before the ladder ran, is the one primary test and is not).  A difference is called
+("higher/lower than baseline") only when at least two seeds are paired and its (corrected) p-value is below 0.05;
+one seed never gives a verdict, since item noise alone cannot speak for a different training run.  The minimum
+detectable effect of a comparison is (z(0.975) + z(0.8)) times its bootstrap standard error: the difference this run
+(its seeds and items) would detect four times in five.
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ from dataengine.atomic import write_atomic
 
 BOOTSTRAP = 2000
 COMPOSITE = "composite"
+ALPHA = 0.05
+MDE_Z = 1.959964 + 0.841621  # two-sided 5% test, 80% power
 
 
 def item_scores(evaluation: dict[str, Any], task: str, metric: str) -> np.ndarray:
@@ -39,13 +49,62 @@ def _item_weights(n: int, rng: np.random.Generator) -> np.ndarray:
     return rng.multinomial(n, np.full(n, 1.0 / n), size=BOOTSTRAP).astype(np.float64)
 
 
-def _bootstrap(per_seed: np.ndarray, rng: np.random.Generator, weights: np.ndarray | None = None) -> np.ndarray:
-    """Resampled means of ``per_seed`` [seeds, items]: items by ``weights`` (shared when pairing), then seeds."""
-    seeds, n = per_seed.shape
-    w = weights if weights is not None else _item_weights(n, rng)
-    item_means = w @ per_seed.T / n  # [draws, seeds]
-    pick = rng.integers(0, seeds, size=(len(w), seeds))
-    return np.take_along_axis(item_means, pick, axis=1).mean(axis=1)
+def _seed_picks(seeds: int, rng: np.random.Generator) -> np.ndarray:
+    """``[BOOTSTRAP, seeds]`` seed indices drawn with replacement."""
+    return rng.integers(0, seeds, size=(BOOTSTRAP, seeds))
+
+
+def hierarchical_bootstrap(
+    per_seed: list[np.ndarray], rng: np.random.Generator, picks: np.ndarray | None = None
+) -> np.ndarray:
+    """Resampled means of an (unweighted) average over tasks of ``[seeds, items]`` score arrays: every draw picks
+    seeds with replacement, the same for every task (``picks`` given: shared with another call), then each task's
+    items with replacement.  Of per-seed differences between two rungs, it is the paired bootstrap."""
+    seeds = per_seed[0].shape[0]
+    if any(part.shape[0] != seeds for part in per_seed):
+        raise ValueError("every task of a bootstrap needs the same seeds")
+    pick = _seed_picks(seeds, rng) if picks is None else picks
+    draws = np.zeros(len(pick))
+    for part in per_seed:
+        item_means = _item_weights(part.shape[1], rng) @ part.T / part.shape[1]  # [draws, seeds]
+        draws += np.take_along_axis(item_means, pick, axis=1).mean(axis=1)
+    return draws / len(per_seed)
+
+
+def holm(p_values: dict[str, float]) -> dict[str, float]:
+    """Holm's step-down adjusted p-values (family-wise error across the tests given)."""
+    order = sorted(p_values, key=lambda k: p_values[k])
+    adjusted, running = {}, 0.0
+    for i, key in enumerate(order):
+        running = max(running, min(1.0, (len(order) - i) * p_values[key]))
+        adjusted[key] = running
+    return adjusted
+
+
+def paired_test(rung: list[np.ndarray], base: list[np.ndarray], rng: np.random.Generator) -> dict[str, Any]:
+    """Paired comparison of two rungs on the same seed indices (rows) and items: mean difference, 95% interval,
+    two-sided bootstrap p-value, standard error and minimum detectable effect."""
+    diffs = [r - b for r, b in zip(rung, base, strict=True)]
+    draws = hierarchical_bootstrap(diffs, rng)
+    point = float(np.mean([d.mean() for d in diffs]))
+    tail = min(np.mean(draws <= 0), np.mean(draws >= 0))
+    se = float(draws.std(ddof=1))
+    return {
+        "diff": point,
+        "ci95": [float(np.quantile(draws, 0.025)), float(np.quantile(draws, 0.975))],
+        "p": float(min(1.0, max(2 * tail, 1 / BOOTSTRAP))),
+        "se": se,
+        "mde": MDE_Z * se,
+        "paired_seeds": int(rung[0].shape[0]),
+    }
+
+
+def _verdict(test: dict[str, Any], p: float) -> str:
+    if test["paired_seeds"] < 2:
+        return "one seed: no verdict"
+    if p >= ALPHA:
+        return "within noise"
+    return "higher than baseline" if test["diff"] > 0 else "lower than baseline"
 
 
 def analyse(
@@ -56,9 +115,11 @@ def analyse(
     baseline: str,
     settings: dict[str, Any],
     training: dict[str, dict[str, Any]],
+    repetition: dict[str, dict[str, float]] | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """``experiment.json``: per rung and task the mean, interval, seed spread, and the paired test vs baseline."""
+    """``experiment.json``: per rung and task the mean, interval, seed spread and null; the paired tests vs the
+    baseline; the epochs each rung's training saw of each source (``repetition``)."""
     first = next(iter(evals.values()))[0]
     differ = sorted({run for run, es in evals.items() for e in es if e["tasks"].keys() != first["tasks"].keys()})
     if differ:  # e.g. BIG-bench's files reached some evaluations and not others: the rungs would not compare
@@ -69,38 +130,59 @@ def analyse(
     composite = first["composite"]  # {"tasks": [...], "metric": ..., "description": ...} fixed by the suite
     tasks = dict(first["tasks"])
     rng = np.random.default_rng(seed)
-    by_rung = {r["name"]: sorted(n for n, run in runs.items() if run["rung"] == r["name"]) for r in rungs}
+    by_rung = {r["name"]: {run["seed"]: n for n, run in runs.items() if run["rung"] == r["name"]} for r in rungs}
 
-    def per_seed(rung: str, task: str, metric: str) -> np.ndarray:
-        return np.stack([_run_scores(evals[run], task, metric) for run in by_rung[rung]])
+    def per_seed(rung: str, task: str, metric: str, seeds: list[int] | None = None) -> np.ndarray:
+        chosen = sorted(by_rung[rung]) if seeds is None else seeds
+        return np.stack([_run_scores(evals[by_rung[rung][s]], task, metric) for s in chosen])
 
-    def composite_per_seed(rung: str) -> list[np.ndarray]:
-        return [per_seed(rung, t, composite["metric"]) for t in composite["tasks"]]
+    def null_of(rung: str, task: str, metric: str) -> float | None:
+        nulls = [e["tasks"][task].get("null", {}).get(metric) for n in by_rung[rung].values() for e in evals[n]]
+        return None if not nulls or None in nulls else float(np.mean([x["mean"] for x in nulls]))
 
-    results: dict[str, dict[str, Any]] = {}
-    for rung in by_rung:
-        results[rung] = {}
-        for task, info in tasks.items():
-            metric = info["primary_metric"]
-            results[rung][task] = _summary(per_seed(rung, task, metric), metric, rng)
-        parts = composite_per_seed(rung)
-        results[rung][COMPOSITE] = _composite_summary(parts, composite["metric"], rng)
-    comparisons = {
-        rung: {
-            task: _paired(
-                per_seed(rung, task, tasks[task]["primary_metric"]),
-                per_seed(baseline, task, tasks[task]["primary_metric"]),
-                rng,
-            )
-            for task in tasks
+    def summary(rung: str, names: list[str], metric: str) -> dict[str, Any]:
+        parts = [per_seed(rung, t, metric) for t in names]
+        seed_means = np.mean([p.mean(axis=1) for p in parts], axis=0)
+        draws = hierarchical_bootstrap(parts, rng)
+        nulls = [null_of(rung, t, metric) for t in names]
+        return {
+            "metric": metric,
+            "mean": float(seed_means.mean()),
+            "ci95": [float(np.quantile(draws, 0.025)), float(np.quantile(draws, 0.975))],
+            "seed_sd": float(seed_means.std(ddof=1)) if len(seed_means) > 1 else 0.0,
+            "per_seed": [float(v) for v in seed_means],
+            "null": None if None in nulls else float(np.mean(nulls)),
+            "items": int(sum(p.shape[1] for p in parts)),
         }
-        | {COMPOSITE: _paired_composite(composite_per_seed(rung), composite_per_seed(baseline), rng)}
+
+    results = {
+        rung: {t: summary(rung, [t], info["primary_metric"]) for t, info in tasks.items()}
+        | {COMPOSITE: summary(rung, composite["tasks"], composite["metric"])}
         for rung in by_rung
-        if rung != baseline
     }
+    comparisons: dict[str, dict[str, Any]] = {}
+    for rung in by_rung:
+        if rung == baseline:
+            continue
+        paired = sorted(set(by_rung[rung]) & set(by_rung[baseline]))
+        if not paired:
+            continue  # no seed index in common: nothing to pair
+        tests = {
+            t: paired_test([per_seed(rung, t, m, paired)], [per_seed(baseline, t, m, paired)], rng)
+            for t, m in ((t, info["primary_metric"]) for t, info in tasks.items())
+        }
+        for t, p_holm in holm({t: test["p"] for t, test in tests.items()}).items():
+            tests[t] |= {"p_holm": p_holm, "verdict": _verdict(tests[t], p_holm)}
+        metric = composite["metric"]
+        primary = paired_test(
+            [per_seed(rung, t, metric, paired) for t in composite["tasks"]],
+            [per_seed(baseline, t, metric, paired) for t in composite["tasks"]],
+            rng,
+        )
+        comparisons[rung] = tests | {COMPOSITE: primary | {"verdict": _verdict(primary, primary["p"])}}
     held_out = {
         rung: {
-            key: _spread([e[-1]["held_out"][key]["bpb"] for e in (evals[run] for run in by_rung[rung])])
+            key: _spread([evals[run][-1]["held_out"][key]["bpb"] for run in by_rung[rung].values()])
             for key in first.get("held_out", {})
         }
         for rung in by_rung
@@ -115,6 +197,7 @@ def analyse(
         "tasks": {t: {k: v for k, v in info.items() if k != "per_item"} for t, info in tasks.items()},
         "results": results,
         "vs_baseline": comparisons,
+        "repetition": repetition or {},
         "held_out_bpb": held_out,
         "training": training,
         "method": __doc__.strip(),
@@ -124,60 +207,6 @@ def analyse(
 def _spread(values: list[float]) -> dict[str, float]:
     arr = np.asarray(values, dtype=np.float64)
     return {"mean": float(arr.mean()), "sd": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0, "n": len(arr)}
-
-
-def _score(seed_means: np.ndarray, draws: np.ndarray, metric: str) -> dict[str, Any]:
-    """Mean over seeds, bootstrap 95% interval, seed spread."""
-    return {
-        "metric": metric,
-        "mean": float(seed_means.mean()),
-        "ci95": [float(np.quantile(draws, 0.025)), float(np.quantile(draws, 0.975))],
-        "seed_sd": float(seed_means.std(ddof=1)) if len(seed_means) > 1 else 0.0,
-        "per_seed": [float(v) for v in seed_means],
-    }
-
-
-def _summary(per_seed: np.ndarray, metric: str, rng: np.random.Generator) -> dict[str, Any]:
-    return _score(per_seed.mean(axis=1), _bootstrap(per_seed, rng), metric) | {"items": int(per_seed.shape[1])}
-
-
-def _composite_summary(parts: list[np.ndarray], metric: str, rng: np.random.Generator) -> dict[str, Any]:
-    draws = np.mean([_bootstrap(p, rng) for p in parts], axis=0)
-    return _score(np.mean([p.mean(axis=1) for p in parts], axis=0), draws, metric)
-
-
-def _verdict(diffs: np.ndarray, point: float, spread: float) -> dict[str, Any]:
-    low, high = float(np.quantile(diffs, 0.025)), float(np.quantile(diffs, 0.975))
-    beyond_noise = (low > 0 or high < 0) and abs(point) > 2 * spread
-    if beyond_noise:
-        verdict = "higher than baseline" if point > 0 else "lower than baseline"
-    else:
-        verdict = "within noise"
-    return {"diff": point, "ci95": [low, high], "seed_spread": spread, "verdict": verdict}
-
-
-def _pooled_sd(a: np.ndarray, b: np.ndarray) -> float:
-    if len(a) < 2 or len(b) < 2:
-        return 0.0
-    return float(np.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2))
-
-
-def _paired(rung: np.ndarray, base: np.ndarray, rng: np.random.Generator) -> dict[str, Any]:
-    weights = _item_weights(rung.shape[1], rng)  # one item resample for both rungs: the pairing
-    diffs = _bootstrap(rung, rng, weights) - _bootstrap(base, rng, weights)
-    return _verdict(diffs, float(rung.mean() - base.mean()), _pooled_sd(rung.mean(axis=1), base.mean(axis=1)))
-
-
-def _paired_composite(rung: list[np.ndarray], base: list[np.ndarray], rng: np.random.Generator) -> dict[str, Any]:
-    diffs, points, spreads_r, spreads_b = [], [], [], []
-    for r, b in zip(rung, base, strict=True):
-        weights = _item_weights(r.shape[1], rng)
-        diffs.append(_bootstrap(r, rng, weights) - _bootstrap(b, rng, weights))
-        points.append(r.mean() - b.mean())
-        spreads_r.append(r.mean(axis=1))
-        spreads_b.append(b.mean(axis=1))
-    spread = _pooled_sd(np.mean(spreads_r, axis=0), np.mean(spreads_b, axis=0))
-    return _verdict(np.mean(diffs, axis=0), float(np.mean(points)), spread)
 
 
 # -- rendering -------------------------------------------------------------------------------------------------
@@ -263,17 +292,19 @@ def write_html(result: dict[str, Any], out: Path) -> None:
     head = "".join(f"<th>{html.escape(r)}</th>" for r in rungs)
     rows = []
     for task in tasks:
-        info = result["tasks"].get(task, {})
-        chance = info.get("chance")
-        label = f"{task}<br><small>{html.escape(str(result['results'][rungs[0]][task]['metric']))}"
-        label += f"; chance {chance:.3f}</small>" if chance is not None else "</small>"
+        label = f"{task}<br><small>{html.escape(str(result['results'][rungs[0]][task]['metric']))}</small>"
         cells = []
         for rung in rungs:
-            cell = _fmt(result["results"][rung][task])
+            score = result["results"][rung][task]
+            cell = _fmt(score)
+            if score.get("null") is not None:
+                cell += f"<br><small>null {score['null']:.4f}</small>"
             cmp = result["vs_baseline"].get(rung, {}).get(task)
             if cmp:
-                cell += f"<br><small>Δ {cmp['diff']:+.4f} [{cmp['ci95'][0]:+.4f}, {cmp['ci95'][1]:+.4f}]: "
-                cell += f"<b>{cmp['verdict']}</b></small>"
+                cell += f"<br><small>Δ {cmp['diff']:+.4f} [{cmp['ci95'][0]:+.4f}, {cmp['ci95'][1]:+.4f}]"
+                p = cmp.get("p_holm", cmp.get("p"))
+                cell += f", p {p:.3g}, MDE {cmp['mde']:.4f}" if p is not None and "mde" in cmp else ""
+                cell += f": <b>{cmp['verdict']}</b></small>"
             cells.append(f"<td>{cell}</td>")
         rows.append(f"<tr><th>{label}</th>{''.join(cells)}</tr>")
     bpb_rows = "".join(
@@ -284,6 +315,11 @@ def write_html(result: dict[str, Any], out: Path) -> None:
         )
         + "</tr>"
         for k in sorted(result["held_out_bpb"][rungs[0]])
+    )
+    sources = sorted({src for r in rungs for src in result.get("repetition", {}).get(r, {})})
+    epoch_rows = "".join(
+        f"<tr><th>{html.escape(src)}</th>" + "".join(f"<td>{_epochs(result, r, src)}</td>" for r in rungs) + "</tr>"
+        for src in sources
     )
     imgs = "".join(
         f'<img alt="{name}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
@@ -299,9 +335,11 @@ padding:4px 8px;font-size:13px;vertical-align:top}}img{{max-width:48%}}</style><
 {html.escape(comp.get("description", ""))} — metric <code>{html.escape(comp["metric"])}</code> over
 {html.escape(", ".join(comp["tasks"]))}.{html.escape(_unavailable_note(comp))}</p>
 {imgs}
-<h2>Scores (mean over seeds [95% CI] (seed sd)); Δ vs {html.escape(result["baseline"])}</h2>
+<h2>Scores (mean over seeds [95% CI] (seed sd), measured null); Δ vs {html.escape(result["baseline"])}
+(paired seeds and items; p Holm-corrected across tasks, except the composite's)</h2>
 <table><tr><th>task</th>{head}</tr>{"".join(rows)}</table>
 <h2>Held-out bits per byte (mean ± seed sd)</h2><table><tr><th>slice</th>{head}</tr>{bpb_rows}</table>
+<h2>Epochs of each source seen in training</h2><table><tr><th>source</th>{head}</tr>{epoch_rows}</table>
 <h2>Method</h2><pre>{html.escape(result["method"])}</pre></body></html>"""
     write_atomic(out / "report.html", doc)
 
@@ -323,9 +361,19 @@ def write_markdown(result: dict[str, Any]) -> str:
         cmp = result["vs_baseline"].get(rung, {}).get(COMPOSITE)
         return cell if cmp is None else f"{cell} (Δ {cmp['diff']:+.4f} [{cmp['ci95'][0]:+.4f}, {cmp['ci95'][1]:+.4f}])"
 
+    def null(rung: str) -> str:
+        value = result["results"][rung][COMPOSITE].get("null")
+        return "—" if value is None else f"{value:.4f}"
+
     def verdict(rung: str) -> str:
         cmp = result["vs_baseline"].get(rung, {}).get(COMPOSITE)
-        return "baseline" if cmp is None else cmp["verdict"]
+        if cmp is None:
+            return "baseline" if rung == base else "no seed paired"
+        return cmp["verdict"] + (f" (p {cmp['p']:.3g})" if "p" in cmp else "")
+
+    def mde(rung: str) -> str:
+        cmp = result["vs_baseline"].get(rung, {}).get(COMPOSITE)
+        return "—" if cmp is None or "mde" not in cmp else f"{cmp['mde']:.4f} ({cmp['paired_seeds']} seeds)"
 
     def mean_sd(s: dict[str, Any]) -> str:
         """Seed mean ± seed sd; one seed has no spread to show."""
@@ -344,9 +392,16 @@ def write_markdown(result: dict[str, Any]) -> str:
         ("code share", [f"{100 * r['code_share']:.0f}%" for r in result["rungs"]]),
         ("seeds", [str(seeds(r)) for r in rungs]),
         ("training tokens per run", [trained_tokens(r) for r in rungs]),
+    ]
+    for src in sorted({src for r in rungs for src in result.get("repetition", {}).get(r, {})}):
+        rows.append((f"epochs of {src} in training", [_epochs(result, r, src) for r in rungs]))
+    rows += [
         (f"{COMPOSITE} `{comp['metric']}` (Δ vs {base} [95% CI])", [composite(r) for r in rungs]),
+        (f"{COMPOSITE} null (shuffled answer keys)", [null(r) for r in rungs]),
         (f"verdict vs {base}", [verdict(r) for r in rungs]),
     ]
+    if any("mde" in c.get(COMPOSITE, {}) for c in result["vs_baseline"].values()):
+        rows.append(("minimum detectable effect (80% power)", [mde(r) for r in rungs]))
     if "humaneval" in result["tasks"]:
         rows.append(("HumanEval bits per byte", [mean_sd(result["results"][r]["humaneval"]) for r in rungs]))
     for key in sorted(k for k in result["held_out_bpb"][rungs[0]] if "/" not in k):
@@ -355,12 +410,18 @@ def write_markdown(result: dict[str, Any]) -> str:
     lines = [f"| | {' | '.join(rungs)} |", "|---" * (len(rungs) + 1) + "|"]
     lines += [f"| {label} | {' | '.join(cells)} |" for label, cells in rows]
     note = (
-        f"Composite: {comp.get('description', '')} ({comp['metric']}, {len(comp['tasks'])} tasks; 0 = chance)."
+        f"Composite: {comp.get('description', '')} ({comp['metric']}, {len(comp['tasks'])} tasks)."
         f"{_unavailable_note(comp)} "
-        "Scores are means over seeds ± seed sd; a difference is called only when its paired-bootstrap interval "
-        "excludes zero and it exceeds twice the seed spread."
+        "Scores are means over seeds ± seed sd, beside their measured null. A difference is called only when at "
+        "least two seeds are paired with the baseline's and its hierarchical paired bootstrap (seeds and items "
+        "resampled jointly) gives p < 0.05; per-task verdicts (experiment.json, report.html) are Holm-corrected."
     )
     return "\n".join([*lines, "", note]) + "\n"
+
+
+def _epochs(result: dict[str, Any], rung: str, source: str) -> str:
+    value = result.get("repetition", {}).get(rung, {}).get(source)
+    return "—" if value is None else f"{value:.2f}"
 
 
 def _unavailable_note(composite: dict[str, Any]) -> str:

@@ -117,7 +117,7 @@ def test_a_ladder_names_the_composites_missing_tasks_and_refuses_evaluations_of_
         return {"ckpt": ckpt, "tasks": scored, "composite": composite, "held_out": {"code": {"bpb": 3.0}}}
 
     rungs = [{"name": "code0", "code_share": 0.0}, {"name": "code30", "code_share": 0.3}]
-    runs = {"code0-s0": {"rung": "code0"}, "code30-s0": {"rung": "code30"}}
+    runs = {"code0-s0": {"rung": "code0", "seed": 0}, "code30-s0": {"rung": "code30", "seed": 0}}
     training = {name: {"tokens": 1000, "tokens_per_s": 10.0} for name in runs}
     both = ["probe:compare_nl", "probe:compare_code"]
     evals = {name: [evaluation(name, both)] for name in runs}
