@@ -1,7 +1,8 @@
 """Inspect a build output: ``python -m dataengine.inspect OUT stats|sample|decode|verify|sources|lengths``.
 
-Everything is read from the output directory alone (manifest, shards, tokenizer, report), so a copied or
-downloaded build can be checked and read with no access to the sources or the config that made it.
+Everything is read from the output alone (manifest, shards, tokenizer, report), so a copied or downloaded build
+can be checked and read with no access to the sources or the config that made it; OUT is a directory or a URI
+(``s3://bucket/out``, read through ``pyarrow.fs`` with the credentials of the environment).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import json
 import os
 import sys
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 from tokenizers import Tokenizer
 
+from dataengine import storage
 from dataengine.report.render import REPORT_JSON
 from dataengine.schema import stable_hash
 from dataengine.shards.manifest import load_manifest
@@ -35,7 +36,7 @@ LENGTHS_PNG = "doc_lengths.png"
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if not args.out.is_dir():
+        if not storage.is_dir(args.out):
             raise ValueError(f"{args.out}: no such directory")
         code = args.command(args, Console(width=None if sys.stdout.isatty() else 200))
         sys.stdout.flush()  # a closed pipe shows here, inside the handler below
@@ -46,13 +47,16 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # piped into `head`: stop quietly with status 1, as rich does for its own output
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except OSError as e:  # storage out of reach: an unknown bucket, no credentials, a refused connection
+        print(f"error: {args.out}: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 2
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m dataengine.inspect", description=__doc__.splitlines()[0].replace("``", "")
     )
-    parser.add_argument("out", type=Path, metavar="OUT", help="a build output directory (holds manifest.json)")
+    parser.add_argument("out", metavar="OUT", help="a build output: a directory or a URI such as s3://bucket/out")
     commands = parser.add_subparsers(metavar="COMMAND", required=True)
 
     p = commands.add_parser("stats", help="shards, rows and tokens per source; mix target vs realised; tokenizer")
@@ -83,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("lengths", help="document length percentiles per source and a histogram PNG")
     p.add_argument("--split", choices=list(SPLITS), default="train", help="which files (default train)")
-    p.add_argument("--png", type=Path, help=f"where to write the histograms (default OUT/{LENGTHS_PNG})")
+    p.add_argument("--png", help=f"where to write the histograms (default OUT/{LENGTHS_PNG})")
     p.set_defaults(command=cmd_lengths)
     return parser
 
@@ -153,7 +157,7 @@ def cmd_sample(args: argparse.Namespace, console: Console) -> int:
         keyed = heapq.nsmallest(args.n, keyed)
     tok = _tokenizer(args.out, manifest)
     for _, path, row in keyed:
-        doc = read_shard(args.out / path).slice(row, 1).to_pylist()[0]
+        doc = read_shard(storage.join(args.out, path)).slice(row, 1).to_pylist()[0]
         text = tok.decode(doc["tokens"], skip_special_tokens=True)
         cut = text if args.max_chars <= 0 or len(text) <= args.max_chars else text[: args.max_chars] + " […]"
         header = f"── {doc['id']} · {doc['source']} · {path} row {row} · {len(doc['tokens']):,} tokens"
@@ -168,7 +172,7 @@ def cmd_decode(args: argparse.Namespace, console: Console) -> int:
         if args.row is None:
             raise ValueError("--shard needs --row")
         path, row = _shard_path(manifest, args.shard), args.row
-        table = read_shard(args.out / path)
+        table = read_shard(storage.join(args.out, path))
         if not 0 <= row < table.num_rows:
             raise ValueError(f"{path} has {table.num_rows} rows; no row {row}")
         doc = table.slice(row, 1).to_pylist()[0]
@@ -203,7 +207,7 @@ def cmd_sources(args: argparse.Namespace, console: Console) -> int:
         per_shard.add_column(f"{name} tokens", justify="right")
     totals: Counter[tuple[str, str]] = Counter()
     for entry in split_entries(manifest, "train"):
-        docs = _rows_by_source_of(args.out / entry["path"])
+        docs = _rows_by_source_of(storage.join(args.out, entry["path"]))
         tokens = entry.get("tokens_by_source", {})
         cells = []
         for name in names:
@@ -214,7 +218,7 @@ def cmd_sources(args: argparse.Namespace, console: Console) -> int:
     per_shard.add_section()
     per_shard.add_row("total", *(f"{totals[name, kind]:,}" for name in names for kind in ("docs", "tokens")))
     console.print(per_shard)
-    if not (args.out / REPORT_JSON).exists():
+    if not storage.exists(storage.join(args.out, REPORT_JSON)):
         console.print(f"no {REPORT_JSON}: no funnel to show")
         return 0
     report = _report(args.out)
@@ -258,11 +262,8 @@ def cmd_lengths(args: argparse.Namespace, console: Console) -> int:
             f"{values.mean():,.0f}",
         )  # fmt: skip
     console.print(table)
-    png = args.png or args.out / LENGTHS_PNG
-    png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = png.with_name(f".{png.name}.tmp")
-    tmp.write_bytes(plot_lengths(lengths, f"{_mix_name(args.out, load_manifest(args.out))} ({args.split})"))
-    tmp.replace(png)
+    png = args.png or storage.join(args.out, LENGTHS_PNG)
+    storage.write_bytes(png, plot_lengths(lengths, f"{_mix_name(args.out, load_manifest(args.out))} ({args.split})"))
     console.print(f"wrote {png}")
     return 0
 
@@ -293,7 +294,7 @@ def plot_lengths(lengths: dict[str, np.ndarray], title: str) -> bytes:
     return buf.getvalue()
 
 
-def _lengths_by_source(out: Path, split: Split) -> dict[str, np.ndarray]:
+def _lengths_by_source(out: str, split: Split) -> dict[str, np.ndarray]:
     parts: dict[str, list[np.ndarray]] = {}
     for _, _, batch in iter_batches(out, split):
         lengths = pc.list_value_length(batch.column("tokens")).fill_null(0).to_numpy()
@@ -303,7 +304,7 @@ def _lengths_by_source(out: Path, split: Split) -> dict[str, np.ndarray]:
     return {name: np.concatenate(parts[name]) for name in sorted(parts)}
 
 
-def _rows_by_source_of(path: Path) -> Counter[str]:
+def _rows_by_source_of(path: str) -> Counter[str]:
     counts: Counter[str] = Counter()
     for item in pc.value_counts(read_shard(path).column("source")).to_pylist():
         counts[item["values"]] += item["counts"]
@@ -316,15 +317,15 @@ def _mix_plan(manifest: dict[str, Any]) -> dict[str, Any]:
     return mix if isinstance(mix, dict) else {}
 
 
-def _mix_name(out: Path, manifest: dict[str, Any]) -> str:
+def _mix_name(out: str, manifest: dict[str, Any]) -> str:
     """The mix's name: the manifest's ``mix`` string or ``mix.name``, else the report's, else the directory's."""
     mix = manifest.get("mix")
     if isinstance(mix, str):
         return mix
     if isinstance(mix, dict) and "name" in mix:
         return str(mix["name"])
-    path = out / REPORT_JSON
-    return str(json.loads(path.read_text(encoding="utf-8")).get("mix")) if path.exists() else out.name
+    path = storage.join(out, REPORT_JSON)
+    return str(_report(out).get("mix")) if storage.exists(path) else out.rstrip("/").rsplit("/", 1)[-1]
 
 
 def _tokens_by_source(manifest: dict[str, Any], split: Split) -> Counter[str]:
@@ -334,7 +335,7 @@ def _tokens_by_source(manifest: dict[str, Any], split: Split) -> Counter[str]:
     return counts
 
 
-def _rows_by_source(out: Path, split: Split) -> Counter[str]:
+def _rows_by_source(out: str, split: Split) -> Counter[str]:
     """Rows per source, counted from the shards (the manifest only counts rows per file)."""
     counts: Counter[str] = Counter()
     for _, _, batch in iter_batches(out, split):
@@ -343,11 +344,11 @@ def _rows_by_source(out: Path, split: Split) -> Counter[str]:
     return counts
 
 
-def _tokenizer(out: Path, manifest: dict[str, Any]) -> Tokenizer:
-    path = out / manifest.get("tokenizer", {}).get("path", "tokenizer.json")
-    if not path.exists():
+def _tokenizer(out: str, manifest: dict[str, Any]) -> Tokenizer:
+    path = storage.join(out, manifest.get("tokenizer", {}).get("path", "tokenizer.json"))
+    if not storage.exists(path):
         raise ValueError(f"{path}: tokenizer missing")
-    return Tokenizer.from_file(str(path))
+    return Tokenizer.from_str(storage.read_text(path))
 
 
 def _shard_path(manifest: dict[str, Any], shard: str) -> str:
@@ -363,7 +364,7 @@ def _shard_path(manifest: dict[str, Any], shard: str) -> str:
     return shard
 
 
-def _find_id(out: Path, doc_id: str) -> tuple[str, int, dict[str, Any]]:
+def _find_id(out: str, doc_id: str) -> tuple[str, int, dict[str, Any]]:
     for split in SPLITS:
         for path, first, batch in iter_batches(out, split):
             i = pc.index(batch.column("id"), pa.scalar(doc_id, pa.string())).as_py()
@@ -372,11 +373,11 @@ def _find_id(out: Path, doc_id: str) -> tuple[str, int, dict[str, Any]]:
     raise ValueError(f"no document with id {doc_id!r}")
 
 
-def _report(out: Path) -> dict[str, Any]:
-    path = out / REPORT_JSON
-    if not path.exists():
+def _report(out: str) -> dict[str, Any]:
+    path = storage.join(out, REPORT_JSON)
+    if not storage.exists(path):
         raise ValueError(f"{out}: no {REPORT_JSON}; the build did not finish")
-    return json.loads(path.read_text(encoding="utf-8"))
+    return json.loads(storage.read_text(path))
 
 
 def _pct(share: float | None) -> str:

@@ -66,10 +66,16 @@ def exists(target: Target) -> bool:
     return fs.get_file_info(path).type != pafs.FileType.NotFound
 
 
-def list_files(prefix: Target) -> list[str]:
-    """The files below ``prefix`` (recursively) as sorted ``/``-separated paths relative to it; none if absent."""
+def is_dir(target: Target) -> bool:
+    """A directory, or an object-store prefix that has objects below it."""
+    fs, path = resolve(target)
+    return fs.get_file_info(path).type == pafs.FileType.Directory
+
+
+def list_files(prefix: Target, recursive: bool = True) -> list[str]:
+    """The files below ``prefix`` as sorted ``/``-separated paths relative to it; none if it is absent."""
     fs, path = resolve(prefix)
-    infos = fs.get_file_info(pafs.FileSelector(path, recursive=True, allow_not_found=True))
+    infos = fs.get_file_info(pafs.FileSelector(path, recursive=recursive, allow_not_found=True))
     root = path.rstrip("/") + "/"
     return sorted(i.path.removeprefix(root) for i in infos if i.type == pafs.FileType.File)
 

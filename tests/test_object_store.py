@@ -7,6 +7,8 @@ import gzip
 import hashlib
 import json
 import lzma
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -16,8 +18,10 @@ import pytest
 
 from dataengine import storage
 from dataengine.config import PathSpec, SourceConfig
+from dataengine.shards.reader import iter_documents, verify
 from dataengine.sources import list_units, read_units
 from tests.s3 import S3Server
+from tests.test_inspect import build_output
 
 MAX_BYTES = 4096
 
@@ -178,3 +182,64 @@ def test_readers_read_s3_as_local_disk(kind: str, s3: S3Server, corpus: Path, tm
             "plain.jsonl#L13",
         ]
         assert sum(1 for r in kept if r["url"].startswith(f"{local}/plain.jsonl#")) == 37
+
+
+@pytest.fixture(scope="module")
+def s3_build(s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict]:
+    """A small finished build (real shards, manifest, tokenizer, report) on disk and its copy in the bucket."""
+    local = tmp_path_factory.mktemp("build") / "code30"
+    docs = build_output(local)
+    return local, s3.upload(local, "builds/code30"), docs
+
+
+def inspect_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """``python -m dataengine.inspect`` in a fresh process, which reaches the S3 server by the environment alone."""
+    command = [sys.executable, "-m", "dataengine.inspect", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def test_inspect_reads_a_build_from_s3_as_from_disk(s3_build: tuple[Path, str, dict]) -> None:
+    local, remote, docs = s3_build
+    assert verify(remote) == []
+    assert list(iter_documents(remote)) == list(iter_documents(local))
+    assert list(iter_documents(remote, "held_out")) == list(iter_documents(local, "held_out"))
+    doc_id = docs["web_zh"][2][0]
+    for command in (
+        ["verify"],
+        ["stats"],
+        ["sources"],
+        ["sample", "-n", "3", "--seed", "5"],
+        ["decode", "--id", doc_id],
+    ):
+        from_disk, from_s3 = inspect_cli(local, *command), inspect_cli(remote, *command)
+        assert from_s3.returncode == 0, from_s3.stderr
+        assert (from_s3.stdout, from_s3.returncode) == (from_disk.stdout, from_disk.returncode)
+    shown = inspect_cli(remote, "lengths")
+    assert shown.returncode == 0, shown.stderr
+    assert storage.read_bytes(storage.join(remote, "doc_lengths.png")).startswith(b"\x89PNG")
+
+
+def test_inspect_verify_on_s3_names_missing_and_extra_objects(s3: S3Server, s3_build: tuple[Path, str, dict]) -> None:
+    local, _, _ = s3_build
+    damaged = s3.upload(local, "builds/damaged")
+    storage.remove(storage.join(damaged, "shard-00002.arrow"))
+    storage.write_bytes(storage.join(damaged, "shard-00099.arrow"), (local / "shard-00000.arrow").read_bytes())
+    storage.write_bytes(storage.join(damaged, "held_out", "web_zh.arrow"), b"not arrow")
+    problems = verify(damaged)
+    assert "shard-00002.arrow: missing" in problems
+    assert "shard-00099.arrow: on disk but not in the manifest" in problems
+    assert "held_out/web_zh.arrow: sha256 does not match the manifest" in problems
+    shown = inspect_cli(damaged, "verify")
+    assert shown.returncode == 1 and "shard-00002.arrow: missing" in shown.stdout
+
+
+def test_inspect_errors_on_s3_are_one_line(s3: S3Server) -> None:
+    storage.write_text(s3.uri("builds/unfinished/shard-00000.arrow"), "")
+    for target, message in (
+        (s3.uri("builds/nowhere"), "no such directory"),
+        (s3.uri("builds/unfinished"), "no manifest.json"),
+        ("s3://no-such-bucket-here/out", "no such directory"),
+    ):
+        shown = inspect_cli(target, "stats")
+        assert shown.returncode == 2 and shown.stdout == "", shown.stderr
+        assert shown.stderr.count("\n") == 1 and message in shown.stderr, shown.stderr

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from dataengine import storage
 from dataengine.atomic import write_json_atomic
 
 FORMAT = "dataengine-shards"
@@ -23,12 +24,12 @@ def write_manifest(out: Path, manifest: dict[str, Any]) -> Path:
     return path
 
 
-def load_manifest(out: Path) -> dict[str, Any]:
-    """The manifest of a finished build; a clear error for a missing or foreign one."""
-    path = Path(out) / MANIFEST
-    if not path.exists():
+def load_manifest(out: storage.Target) -> dict[str, Any]:
+    """The manifest of a finished build (a directory or a URI); a clear error for a missing or foreign one."""
+    path = storage.join(out, MANIFEST)
+    if not storage.exists(path):
         raise ValueError(f"{out}: no {MANIFEST}; not a finished build output (interrupted, or the wrong directory)")
-    manifest = json.loads(path.read_text(encoding="utf-8"))
+    manifest = json.loads(storage.read_text(path))
     if manifest.get("format") != FORMAT:
         raise ValueError(f"{path}: not a {FORMAT} manifest")
     if manifest.get("format_version", 0) > FORMAT_VERSION:

@@ -7,18 +7,19 @@ trains on it.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
+from fnmatch import fnmatch
 from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from tokenizers import Tokenizer
 
+from dataengine import storage
 from dataengine.schema import SHARD_COLUMNS
 from dataengine.shards.manifest import load_manifest
-from dataengine.shards.writer import sha256_file
 from tokenizer.train import EOS
 
 Split = Literal["train", "held_out"]
@@ -26,9 +27,9 @@ SPLITS: dict[Split, str] = {"train": "shards", "held_out": "held_out"}  # split 
 HELD_OUT_DIR = "held_out"
 
 
-def read_shard(path: Path) -> pa.Table:
-    """A whole shard (or held-out file) as a table; memory-mapped, so reading it costs no copy."""
-    with pa.memory_map(str(path)) as source:
+def read_shard(path: storage.Target) -> pa.Table:
+    """A whole shard (or held-out file) as a table; memory-mapped when local, so reading it costs no copy."""
+    with storage.open_input(path) as source:
         return pa.ipc.open_stream(source).read_all()
 
 
@@ -39,25 +40,24 @@ def split_entries(manifest: dict[str, Any], split: Split) -> list[dict[str, Any]
     return list(manifest.get(SPLITS[split], []))
 
 
-def iter_batches(out: Path, split: Split = "train") -> Iterator[tuple[str, int, pa.RecordBatch]]:
+def iter_batches(out: storage.Target, split: Split = "train") -> Iterator[tuple[str, int, pa.RecordBatch]]:
     """``(file path, index of the batch's first row in that file, batch)`` over a split, in manifest order."""
     for entry in split_entries(load_manifest(out), split):
-        with pa.memory_map(str(Path(out) / entry["path"])) as source:
+        with storage.open_input(storage.join(out, entry["path"])) as source:
             first = 0
             for batch in pa.ipc.open_stream(source):
                 yield entry["path"], first, batch
                 first += batch.num_rows
 
 
-def iter_documents(out: Path, split: Split = "train") -> Iterator[dict[str, Any]]:
+def iter_documents(out: storage.Target, split: Split = "train") -> Iterator[dict[str, Any]]:
     """Every document of a split as a dict of its columns (``tokens`` as a list of ints), in shard order."""
     for _, _, batch in iter_batches(out, split):
         yield from batch.to_pylist()
 
 
-def verify(out: Path) -> list[str]:
+def verify(out: storage.Target) -> list[str]:
     """Problems found by recomputing the output from its bytes; each names its file. Empty means intact."""
-    out = Path(out)
     manifest = load_manifest(out)
     tok_info = manifest.get("tokenizer", {})
     train, held_out = split_entries(manifest, "train"), split_entries(manifest, "held_out")
@@ -68,9 +68,9 @@ def verify(out: Path) -> list[str]:
         for entry in entries:
             problems += _verify_file(out, entry, vocab_size, dtype, columns)
     listed = {e["path"] for e in [*train, *held_out]}
-    on_disk = {
-        p.relative_to(out).as_posix() for p in [*out.glob("shard-*.arrow"), *out.glob(f"{HELD_OUT_DIR}/*.arrow")]
-    }
+    held_out_files = storage.list_files(storage.join(out, HELD_OUT_DIR), recursive=False)
+    on_disk = {name for name in storage.list_files(out, recursive=False) if fnmatch(name, "shard-*.arrow")}
+    on_disk |= {f"{HELD_OUT_DIR}/{name}" for name in held_out_files if name.endswith(".arrow")}
     problems += [f"{name}: on disk but not in the manifest" for name in sorted(on_disk - listed)]
     totals = manifest.get("totals", {})
     for key in ("rows", "tokens"):
@@ -80,14 +80,15 @@ def verify(out: Path) -> list[str]:
     return problems
 
 
-def _verify_tokenizer(out: Path, info: dict[str, Any], held_out: list[dict[str, Any]]) -> list[str]:
+def _verify_tokenizer(out: storage.Target, info: dict[str, Any], held_out: list[dict[str, Any]]) -> list[str]:
     name = info.get("path", "tokenizer.json")
-    path = out / name
-    if not path.exists():
+    path = storage.join(out, name)
+    if not storage.exists(path):
         return [f"{name}: missing"]
-    if sha256_file(path) != info.get("sha256"):
+    data = storage.read_bytes(path)
+    if hashlib.sha256(data).hexdigest() != info.get("sha256"):
         return [f"{name}: sha256 does not match the manifest"]
-    tok = Tokenizer.from_file(str(path))
+    tok = Tokenizer.from_str(data.decode("utf-8"))
     problems = []
     if tok.get_vocab_size() != info.get("vocab_size"):
         problems.append(f"{name}: vocab size {tok.get_vocab_size()} but the manifest says {info.get('vocab_size')}")
@@ -98,12 +99,12 @@ def _verify_tokenizer(out: Path, info: dict[str, Any], held_out: list[dict[str, 
     return problems + _verify_encoding(out, tok, name, held_out)
 
 
-def _verify_encoding(out: Path, tok: Tokenizer, name: str, held_out: list[dict[str, Any]]) -> list[str]:
+def _verify_encoding(out: storage.Target, tok: Tokenizer, name: str, held_out: list[dict[str, Any]]) -> list[str]:
     """Held-out files keep their text, so re-encoding it shows whether these tokens came from this tokenizer."""
     problems = []
     for entry in held_out:
         try:
-            table = read_shard(out / entry["path"])
+            table = read_shard(storage.join(out, entry["path"]))
         except (pa.ArrowException, OSError):
             continue  # reported with the file's own checks
         if "text" not in table.column_names:
@@ -120,14 +121,14 @@ def _verify_encoding(out: Path, tok: Tokenizer, name: str, held_out: list[dict[s
 
 
 def _verify_file(
-    out: Path, entry: dict[str, Any], vocab_size: int, dtype: str | None, columns: tuple[str, ...]
+    out: storage.Target, entry: dict[str, Any], vocab_size: int, dtype: str | None, columns: tuple[str, ...]
 ) -> list[str]:
     name = entry["path"]
-    path = out / name
-    if not path.exists():
+    path = storage.join(out, name)
+    if not storage.exists(path):
         return [f"{name}: missing"]
     problems = []
-    if sha256_file(path) != entry.get("sha256"):
+    if storage.sha256(path) != entry.get("sha256"):
         problems.append(f"{name}: sha256 does not match the manifest")
     try:
         table = read_shard(path)
