@@ -2,16 +2,20 @@
 
 ``python -m pipelines.experiment --mixes code0,code10,code30,code50 --seeds 3 --model tiny --tokens 50M``
 
-1. build: one output per rung, all with one tokenizer (trained once, by the reference mix) and one token
-   budget (the largest every rung's sources can fill), sharing the mix-independent stages through a stage
-   cache; plus the controls: ``ontop`` (the reference rung's code share added on top of the text of the
-   code-free rung: text tokens held fixed, in the shards and in training, where it runs ``--tokens / (1 -
-   code share)`` tokens) and ``scrambled`` (the reference rung with the lines of every code document
-   shuffled: the same code tokens, no structure);
+1. build: one output per rung, all with one tokenizer (trained once, by the reference mix), each sized so that
+   every text source is seen the same number of epochs in every rung's training (``pipelines.experiment_plan``:
+   a rung with less text takes a smaller unique sample of it, never more passes over it); a ladder that would see
+   its text more than ``--max-text-epochs`` times is refused, saying how many unique text tokens it needs.  The
+   mix-independent stages are shared through a stage cache.  Controls: ``ontop`` (the reference rung's code
+   share added on top of the code-free rung's text: it trains ``--tokens / (1 - code share)`` tokens, as many of
+   them text as the ladder's runs), ``textonly`` (its compute-matched twin: as many tokens as ``ontop``, all text,
+   so that "code's cost is displaced text" is tested, not assumed) and ``scrambled`` (the reference rung with the
+   lines of every code document shuffled: the same code tokens, no structure);
 2. train: ``python -m pretrain.train`` for every (rung, seed), ``--parallel`` of them at once (small models
-   share one GPU well);
+   share one GPU well); seed index s gives every rung the same initialisation and data-order seed (paired);
 3. eval: ``python -m pretrain.eval`` on the last few checkpoints of every run (their scores are averaged);
-4. report: ``experiment.json`` and ``report.html`` with plots (see ``pipelines.experiment_report``).
+4. report: ``experiment.json`` and ``report.html`` with plots (see ``pipelines.experiment_report``), with the
+   epochs each rung saw of each source.
 
 Every phase skips what is already complete, so an interrupted experiment continues where it stopped and the
 phases can run on different machines (build on a CPU box, train and evaluate on a GPU one).
@@ -32,21 +36,33 @@ from typing import Any
 
 from rich.console import Console
 
+from pipelines.experiment_plan import CODE, RepetitionPlan, RungSize, plan_repetition
 from pretrain.train import parse_tokens
 
 PHASES = ("build", "train", "eval", "report")
-CONTROLS = ("ontop", "scrambled")
-CODE = "code"
+CONTROLS = ("ontop", "textonly", "scrambled")
 
 
 @dataclass(frozen=True)
 class Rung:
-    """One point of the ladder: a mix preset, its code share, and the control it is (if any)."""
+    """One point of the ladder: a mix preset, its code share, the control it is (if any), and its training tokens
+    as a multiple of ``--tokens`` (``scale``; its shards are scaled alike, so its text epochs stay the ladder's)."""
 
     name: str
     mix: str
     code_share: float
     control: str | None = None
+    scale: float = 1.0
+
+    def shares(self) -> dict[str, float]:
+        """The token shares its build mixes: the mix's own; the text-only twin's without code, renormalised."""
+        from dataengine.config import load_mix
+
+        shares = load_mix(self.mix).shares
+        if self.control == "textonly":
+            text = 1.0 - shares.get(CODE, 0.0)
+            return {s: v / text for s, v in shares.items() if s != CODE}
+        return dict(shares)
 
 
 @dataclass(frozen=True)
@@ -66,10 +82,14 @@ def plan_rungs(mixes: list[str], controls: list[str], reference: str) -> list[Ru
     loaded = {m: load_mix(m) for m in [*mixes, reference]}
     rungs = [Rung(loaded[m].name, m, loaded[m].shares.get(CODE, 0.0)) for m in mixes]
     ref = loaded[reference]
+    code = ref.shares.get(CODE, 0.0)
     for control in controls:
         if control not in CONTROLS:
             raise ValueError(f"unknown control {control!r}; known: {', '.join(CONTROLS)}")
-        rungs.append(Rung(f"{ref.name}-{control}", reference, ref.shares.get(CODE, 0.0), control))
+        if control in ("ontop", "textonly") and not 0 < code < 1:
+            raise ValueError(f"the {control} control needs a reference mix with some code and some text")
+        scale = 1.0 / (1.0 - code) if control in ("ontop", "textonly") else 1.0
+        rungs.append(Rung(f"{ref.name}-{control}", reference, 0.0 if control == "textonly" else code, control, scale))
     if len({r.name for r in rungs}) != len(rungs):
         raise ValueError("two rungs share a mix name; give each mix its own name")
     return rungs
@@ -85,9 +105,8 @@ class Experiment:
 
     # -- build ------------------------------------------------------------------------------------------------
     def build(self) -> None:
-        """Reference build first (tokenizer + available tokens), then every rung at the common budget."""
+        """Reference build first (tokenizer + available tokens), then every rung at its planned size."""
         from dataengine.config import load_mix
-        from dataengine.mix.plan import auto_total
         from dataengine.runtime import ray_session
         from pipelines.build import Build, resolve_sources
 
@@ -99,17 +118,12 @@ class Experiment:
             if not (ref_out / "manifest.json").exists():
                 self.console.rule(f"reference build ({ref_mix.name}): tokenizer and token counts")
                 Build(ref_mix, sources, ref_out, cpus, None, self.console, cache, resume=True).run()
-            available = {name: s["available_tokens"] for name, s in _manifest(ref_out)["mix"]["sources"].items()}
-            budgets = {
-                r.name: auto_total(available, load_mix(r.mix).shares, ref_mix.max_epochs)
-                for r in self.rungs
-                if r.control is None
-            }
-            total = self.args.total_tokens or min(budgets.values())
-            self.console.print(f"token budget per rung: {total:,} (largest that every rung fills: {budgets})")
+            plan = self.plan()
+            self.console.print(f"shard tokens per rung: {plan.shard_tokens}")
+            self.console.print(f"epochs per source in training: {_rounded(plan.epochs)}")
             tokenizer = ref_out / "tokenizer.json"
             for rung in self.rungs:
-                mix = self._rung_mix(rung, total, available)
+                mix = self._rung_mix(rung, plan.shard_tokens[rung.name])
                 out = self.data / rung.name
                 if (out / "manifest.json").exists() and _manifest(out)["config_hash"] == mix.config_hash():
                     self.console.print(f"[green]✓[/] {rung.name}: built already")
@@ -117,22 +131,53 @@ class Experiment:
                 self.console.rule(f"build {rung.name}")
                 Build(mix, sources, out, cpus, tokenizer, self.console, cache, resume=True).run()
 
-    def _rung_mix(self, rung: Rung, total: int, available: dict[str, int]) -> Any:
+    def plan(self) -> RepetitionPlan:
+        """Every rung's shard size and the epochs its training sees of each source, from the reference build's
+        available tokens; refuses a ladder whose text would repeat more than ``--max-text-epochs``."""
+        from dataengine.config import load_mix
+
+        ref_out = self.data / "_reference"
+        if not (ref_out / "manifest.json").exists():
+            raise ValueError(f"no reference build in {ref_out}: run the build phase first")
+        available = {name: s["available_tokens"] for name, s in _manifest(ref_out)["mix"]["sources"].items()}
+        return plan_repetition(
+            available,
+            [RungSize(r.name, r.shares(), r.scale) for r in self.rungs],
+            parse_tokens(self.args.tokens),
+            self.args.max_text_epochs,
+            load_mix(self.args.reference).max_epochs,
+            self.args.total_tokens,
+        )
+
+    def _rung_mix(self, rung: Rung, total: int) -> Any:
         from dataengine.config import load_mix
 
         mix = load_mix(rung.mix)
-        update: dict[str, Any] = {"name": rung.name, "total_tokens": total}
+        update: dict[str, Any] = {"name": rung.name, "total_tokens": total, "shares": rung.shares()}
         if self.args.sources:
             update["sources"] = self.args.sources
         if rung.control == "scrambled":
             update["scramble_lines"] = [CODE]
-        if rung.control == "ontop":
-            # the code-free rung's text tokens, with code added at this mix's share on top of them
-            text_share = 1.0 - mix.shares.get(CODE, 0.0)
-            update["total_tokens"] = int(total / text_share)
-            if update["total_tokens"] * mix.shares.get(CODE, 0.0) > available.get(CODE, 0) * mix.max_epochs:
-                raise ValueError(f"{rung.name}: not enough code for {update['total_tokens']:,} tokens")
         return mix.model_copy(update=update)
+
+    def measured_epochs(self, runs: list[Run], training: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+        """Per rung and source, the epochs its runs' training saw (mean over runs): tokens trained times the
+        source's share of the shards, over the unique tokens the shards hold of it (from the rung's manifest)."""
+        out: dict[str, dict[str, float]] = {}
+        for rung in {run.rung.name: run.rung for run in runs}.values():
+            sources = _manifest(self.data / rung.name)["mix"]["sources"]
+            shard_total = sum(s["realised_tokens"] for s in sources.values())
+            trained = [training[run.name]["tokens"] for run in runs if run.rung == rung]
+            out[rung.name] = {
+                name: round(
+                    sum(trained) / len(trained) * s["realised_tokens"] / shard_total
+                    / min(s["realised_tokens"], s["available_tokens"]),
+                    3,
+                )
+                for name, s in sorted(sources.items())
+                if s["realised_tokens"] > 0
+            }  # fmt: skip
+        return out
 
     # -- train ------------------------------------------------------------------------------------------------
     def train(self) -> None:
@@ -144,18 +189,17 @@ class Experiment:
                 "train them again"
             )
         todo = [run for run in self.runs if not self._trained(run)]
+        if todo:
+            self.plan()  # refuses an over-repeated ladder before any training
         self.console.print(f"train: {len(self.runs) - len(todo)} of {len(self.runs)} runs done; {len(todo)} to go")
         with ThreadPoolExecutor(max_workers=self.args.parallel) as pool:
             for _ in pool.map(self._train_one, todo):
                 pass
 
     def run_tokens(self, run: Run) -> int:
-        """Training tokens of a run: ``--tokens`` for every rung, except ``ontop``, which trains on as many text
-        tokens as the ladder's runs do (all of them text on the code-free rung) plus its code share on top."""
-        tokens = parse_tokens(self.args.tokens)
-        if run.rung.control == "ontop":
-            return round(tokens / (1.0 - run.rung.code_share))
-        return tokens
+        """Training tokens of a run: ``--tokens`` times its rung's scale (``ontop`` trains as many text tokens as
+        the ladder's runs plus its code share on top; ``textonly`` as many tokens as ``ontop``, all text)."""
+        return round(parse_tokens(self.args.tokens) * run.rung.scale)
 
     def _trained(self, run: Run) -> bool | None:
         """Whether the run is done with the settings this command would train it with; None when it finished
@@ -270,6 +314,7 @@ class Experiment:
         runs = [run for run in self.runs if run.name not in missing]
         evals = {run.name: evals[run.name][-self.args.last_evals :] for run in runs}
         rungs = [r for r in self.rungs if any(run.rung == r for run in runs)]
+        training = {run.name: _training_summary(self.runs_dir / run.name) for run in runs}
         result = analyse(
             rungs=[asdict(r) for r in rungs],
             runs={run.name: {"rung": run.rung.name, "seed": run.seed} for run in runs},
@@ -277,7 +322,8 @@ class Experiment:
             suite=self.args.suite,
             baseline=rungs[0].name,
             settings=_settings(self.args),
-            training={run.name: _training_summary(self.runs_dir / run.name) for run in runs},
+            training=training,
+            repetition=self.measured_epochs(runs, training),
         )
         result["missing_runs"] = missing
         write_json_atomic(self.root / "experiment.json", result)
@@ -287,6 +333,10 @@ class Experiment:
         self.console.print(summary, markup=False, highlight=False, soft_wrap=True)
         self.console.print(f"wrote {self.root / 'experiment.json'}, report.html and summary.md")
         return result
+
+
+def _rounded(epochs: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    return {rung: {s: round(e, 2) for s, e in by_source.items()} for rung, by_source in epochs.items()}
 
 
 def _manifest(out: Path) -> dict[str, Any]:
@@ -334,18 +384,29 @@ def _child_env() -> dict[str, str]:
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     keys = ("mixes", "controls", "reference", "seeds", "model", "tokens", "suite", "last_evals", "total_tokens")
+    keys += ("max_text_epochs",)
     return {k: getattr(args, k) for k in keys}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.experiment", description=__doc__.split("\n\n")[0])
     parser.add_argument("--mixes", default="code0,code10,code30,code50", help="the ladder; the first is the baseline")
-    parser.add_argument("--controls", default="ontop,scrambled", help="controls around --reference ('' for none)")
+    parser.add_argument(
+        "--controls", default="ontop,textonly,scrambled", help="controls around --reference ('' for none)"
+    )
     parser.add_argument("--reference", default="code30", help="mix whose tokenizer all rungs share; controls' mix")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--model", default="tiny", help="pretrain size (debug, tiny, small, base, auto)")
     parser.add_argument("--tokens", default="50M", help="training tokens per run (ontop: / (1 - code share))")
-    parser.add_argument("--total-tokens", type=parse_tokens, help="tokens per rung's shards (default: largest common)")
+    parser.add_argument(
+        "--total-tokens",
+        type=parse_tokens,
+        help="shard tokens of a ladder rung (default: the largest that holds "
+        "every text source once; controls scale it)",
+    )
+    parser.add_argument(
+        "--max-text-epochs", type=float, default=4.0, help="refuse a ladder whose training repeats its text more"
+    )
     parser.add_argument("--suite", default="default", help="evaluation suite of pretrain.eval")
     parser.add_argument("--eval-every", type=int, default=200, help="steps between checkpoints/evaluations")
     parser.add_argument("--last-evals", type=int, default=3, help="average the scores of this many last checkpoints")
