@@ -29,6 +29,7 @@ from typing import Any
 import lxml.html
 import yaml
 
+from bench import cost
 from bench.harness import Row
 from bench.memory import PeakMemory
 from dataengine.sources.sample import debian_dir, ensure_packages
@@ -40,6 +41,7 @@ DOCS_PER_FILE = 500  # one JSONL file is one unit of the read stage
 DRIVER_GROWTH_MB = 64.0  # issue 18's targets
 TIME_PER_DOC_GROWTH = 1.2
 TREE_TARGET_MB, TREE_TARGET_DOCS = 4096.0, 1_000_000
+NODES, CORES_PER_NODE = 100, 64  # the cluster of the 15T-token projection
 
 # Where the real text comes from: (Debian package, directory inside it, file suffix).
 EN_PAGES = [("python3.11-doc", "usr/share/doc/python3.11/html", ".html"),
@@ -257,7 +259,27 @@ def rows_for(results: list[Measured]) -> list[Row]:
     if large.docs >= TREE_TARGET_DOCS:  # the whole build's peak bounds near-dedup's
         rows.append(Row(f"process-tree peak, whole build, {large.docs:,} docs", large.tree_peak_mb,
                         "target: near-dedup at 1M docs", TREE_TARGET_MB, "MB", higher_is_better=False))  # fmt: skip
-    return rows
+    return rows + cost_rows(large)
+
+
+def cost_rows(m: Measured) -> list[Row]:
+    """The cost model (bench/cost.py) fed with the rates of one size (the largest: the least start-up in them)."""
+    rates = {stage: mb_s for stage, (_, mb_s) in stage_rates(m).items()}
+    rows = [Row(f"core-hours per TB of input text: {stage}", cost.core_hours_per_tb(rate), "-", None, "core-h/TB",
+                higher_is_better=False) for stage, rate in rates.items()]  # fmt: skip
+    dump = cost.project(rates, cost.CC_DUMP_TEXT_TB, NODES, CORES_PER_NODE)
+    with_extract = dump["total_core_hours"] + cost.extraction_core_hours(cost.CC_DUMP_PAGES)
+    corpus_hours = with_extract * cost.DUMPS_FOR_15T_TOKENS / (NODES * CORES_PER_NODE)
+    low, high = cost.CC_NET_CORE_HOURS_PER_DUMP
+    return rows + [
+        Row(f"one CC dump ({cost.CC_DUMP_TEXT_TB:.0f} TB of text): build stages", dump["total_core_hours"],
+            "cc_net per dump (2.5 days x 64 cores)", (low + high) / 2, "core-h", higher_is_better=False),
+        Row(f"one CC dump ({cost.CC_DUMP_PAGES / 1e9:.2f}B pages): HTML extraction + build stages", with_extract,
+            "FineWeb datatrove allocation per dump (cap)",
+            cost.FINEWEB_BASE_CORE_HOURS_CAP + cost.FINEWEB_DEDUP_CORE_HOURS_CAP, "core-h", higher_is_better=False),
+        Row(f"15T tokens ({cost.DUMPS_FOR_15T_TOKENS} dumps) on {NODES} nodes x {CORES_PER_NODE} cores", corpus_hours,
+            "-", None, "wall h", higher_is_better=False),
+    ]  # fmt: skip
 
 
 def _warm_models() -> None:
