@@ -8,7 +8,9 @@ right after collection whenever a collected test uses the ``s3`` fixture, before
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +23,7 @@ import pytest
 
 BUCKET = "dataengine-test"
 KEY, SECRET, REGION = "testing", "testing", "us-east-1"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _die_with_parent() -> None:
+    """In the server's process: end it when pytest ends, even if pytest is killed and never tears down."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def start_server() -> S3Server:
     """Start moto's server (once), make the bucket and export the environment; the same server on a second call."""
     global _server
@@ -78,6 +86,7 @@ def start_server() -> S3Server:
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=_die_with_parent,
     )
     server = S3Server(endpoint=f"http://127.0.0.1:{port}", bucket=BUCKET, process=process)
     deadline = time.monotonic() + 60

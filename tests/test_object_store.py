@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
+import ray
 
 from dataengine import storage
 from dataengine.config import PathSpec, SourceConfig
@@ -243,3 +244,15 @@ def test_inspect_errors_on_s3_are_one_line(s3: S3Server) -> None:
         shown = inspect_cli(target, "stats")
         assert shown.returncode == 2 and shown.stdout == "", shown.stderr
         assert shown.stderr.count("\n") == 1 and message in shown.stderr, shown.stderr
+
+
+def test_ray_workers_read_s3_inputs(s3: S3Server, ray_local: None, tmp_path: Path) -> None:
+    """Ray's workers inherit the endpoint and credentials (set before Ray started), as a cluster's would by env."""
+    (tmp_path / "plain.jsonl").write_text("".join(json.dumps({"body": f"doc {i}"}) + "\n" for i in range(20)))
+    remote = s3.upload(tmp_path / "plain.jsonl", "ray/plain.jsonl")
+    source = SourceConfig(name="src", kind="jsonl", paths=[remote], text_field="body")
+    ds = ray.data.from_items(list_units([source])).map_batches(
+        read_units, fn_kwargs={"sources": {"src": source}, "max_bytes": MAX_BYTES}, batch_format="pyarrow"
+    )
+    rows = ds.take_all()
+    assert [r["text"] for r in rows] == [f"doc {i}" for i in range(20)] and not any(r["reject"] for r in rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import glob
+import io
 import os
 from pathlib import Path
 from typing import BinaryIO
@@ -57,19 +58,23 @@ def _expand_remote(pattern: str) -> list[str]:
     return [pattern]
 
 
+REMOTE_BUFFER = 1 << 20  # an object store answers each read of a remote file with a request: read in MiB pieces
+
+
 def open_input(path: str) -> BinaryIO:
-    """Open a local or remote file for binary reading."""
+    """Open a local or remote file for binary reading (remote: buffered, so a decompressor's 8 KiB reads are not
+    8 KiB requests)."""
     if is_uri(path):
         fs, inner = resolve(path)
-        return fs.open_input_stream(inner, compression=None)
+        return fs.open_input_stream(inner, compression=None, buffer_size=REMOTE_BUFFER)
     return open(path.removeprefix("file://"), "rb")
 
 
 def open_seekable(path: str) -> BinaryIO:
-    """Open a local or remote file for random access (a reader that skips damage needs to seek)."""
+    """Open a local or remote file for random access (a reader that skips damage needs to seek); buffered."""
     if is_uri(path):
         fs, inner = resolve(path)
-        return fs.open_input_file(inner)
+        return io.BufferedReader(fs.open_input_file(inner), REMOTE_BUFFER)
     return open(path.removeprefix("file://"), "rb")
 
 
