@@ -15,6 +15,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+# Code blocks of a document: sorted, non-overlapping ``[start, end)`` code-point offsets into ``text``
+# (dataengine/extract/spans.py).  Filled at extraction; a stage that edits text moves them with it.
+CODE_SPANS = pa.list_(pa.struct([pa.field("start", pa.int32()), pa.field("end", pa.int32())]))
+
 # Columns of a document between stages.  ``raw`` holds undecoded bytes (HTML, a source file) until
 # the extract stage turns them into ``text``; ``reject_detail`` says more about a rejection (for
 # dedup: the id that was kept).
@@ -31,6 +35,8 @@ DOC_SCHEMA = pa.schema(
         pa.field("quality_score", pa.float32()),  # P(well-edited prose) of the quality model (en, zh text)
         pa.field("meta", pa.string()),
         pa.field("n_bytes", pa.int64()),  # size of the input as read (raw bytes or UTF-8 text)
+        pa.field("code_spans", CODE_SPANS),  # code blocks of ``text`` (empty until extraction, and for prose)
+        pa.field("code_share", pa.float32()),  # share of ``text``'s characters in code_spans (1.0 for code files)
         pa.field("reject", pa.string()),
         pa.field("reject_detail", pa.string()),
     ]
@@ -84,6 +90,8 @@ def doc_row(
         "quality_score": None,
         "meta": json.dumps(meta or {}, ensure_ascii=False, sort_keys=True),
         "n_bytes": len(content),
+        "code_spans": [],
+        "code_share": 0.0,
         "reject": reject,
         "reject_detail": reject_detail,
     }

@@ -1,4 +1,9 @@
-"""HTML -> main text and title with trafilatura (precision-oriented settings, no comments, tables kept).
+"""HTML -> main text, its code blocks and title with trafilatura (no comments, tables kept).
+
+Code blocks (``<pre>``, and ``<code>`` elements that stand as blocks) are marked in the parsed page with a
+pair of printable marker characters that the page does not contain, so that they come through trafilatura's
+extraction wherever their text does; the markers are then taken out of the text and become spans.  The text
+is NFC-normalised and its whitespace-only lines emptied outside the code blocks (``spans.normalize_whitespace``).
 
 UTF-16/32 pages are decoded first and stray NUL bytes in UTF-8 pages dropped, rather than rejected as
 ``binary``; a page nested deeper than libxml2's limit (256 levels), whose text the parser throws away, is
@@ -8,20 +13,37 @@ UTF-16/32 pages are decoded first and stray NUL bytes in UTF-8 pages dropped, ra
 from __future__ import annotations
 
 import logging
+import unicodedata
 
 import lxml.etree
+import lxml.html
 import trafilatura
 
 from dataengine.extract.encoding import decode_wide, stray_nuls
+from dataengine.extract.spans import Span, normalize_whitespace, take_markers
+
+MAX_FILE_SIZE = trafilatura.settings.DEFAULT_CONFIG.getint("DEFAULT", "MAX_FILE_SIZE")  # what bare_extraction uses
 
 logging.getLogger("trafilatura").setLevel(logging.ERROR)
 logging.getLogger("htmldate").setLevel(logging.ERROR)
 
+# Marker pairs, printable (trafilatura drops unprintable characters) and rare; the first pair absent from a
+# page is used.  A page holding all of them gets no code spans.
+MARKERS = (("\u2402", "\u2403"), ("\u2e02", "\u2e03"), ("\u2e1c", "\u2e1d"))
+# A <code> that is its parent's whole content is a block when the parent is one of these.
+BLOCK_PARENTS = frozenset({"div", "section", "article", "main", "body", "figure", "blockquote", "details"})
+
 
 def extract_html(raw: bytes, url: str) -> tuple[str | None, str | None, str | None]:
     """``(text, title, reject_reason)`` for one page."""
+    text, _, title, reason = extract_page(raw, url)
+    return text, title, reason
+
+
+def extract_page(raw: bytes, url: str) -> tuple[str | None, list[Span], str | None, str | None]:
+    """``(text, code_spans, title, reject_reason)`` for one page."""
     if not raw.strip():
-        return None, None, "empty"
+        return None, [], None, "empty"
     page: bytes | str = raw
     if b"\0" in raw[:8192]:
         wide = decode_wide(raw)
@@ -30,22 +52,70 @@ def extract_html(raw: bytes, url: str) -> tuple[str | None, str | None, str | No
         elif stray_nuls(raw):
             page = raw.replace(b"\0", b"")
         else:
-            return None, None, "binary"
+            return None, [], None, "binary"
     try:
-        doc = trafilatura.bare_extraction(
-            page,
-            url=url,
-            with_metadata=True,
-            include_comments=False,
-            include_tables=True,
-            deduplicate=False,
-            favor_precision=False,
+        tree = trafilatura.load_html(page, MAX_FILE_SIZE)
+        marks = mark_code_blocks(tree) if tree is not None else None
+        doc = (
+            None
+            if tree is None
+            else trafilatura.bare_extraction(
+                tree,
+                url=url,
+                with_metadata=True,
+                include_comments=False,
+                include_tables=True,
+                deduplicate=False,
+                favor_precision=False,
+            )
         )
     except (ValueError, TypeError, AttributeError, RecursionError) as e:
-        return None, None, f"parse_error:{type(e).__name__}"
-    if doc is None or not (doc.text or "").strip():
-        return None, None, "too_deep" if too_deep(page) else "no_main_text"
-    return doc.text, doc.title, None
+        return None, [], None, f"parse_error:{type(e).__name__}"
+    text = unicodedata.normalize("NFC", doc.text or "") if doc is not None else ""
+    spans: list[Span] = []
+    if marks is not None:
+        text, spans = take_markers(text, *marks)
+    if doc is None or not text.strip():
+        return None, [], None, "too_deep" if too_deep(page) else "no_main_text"
+    text, spans = normalize_whitespace(text, spans)
+    return text, spans, doc.title, None
+
+
+def mark_code_blocks(tree: lxml.html.HtmlElement) -> tuple[str, str] | None:
+    """Put an open/close marker around the text of every code block of ``tree``; the markers, or None.
+
+    Blocks are outermost ``<pre>`` elements and ``<code>`` elements outside them whose text spans lines or
+    that are the whole content of a block-level parent; inline ``<code>`` in a sentence is prose.
+    """
+    content = "".join(tree.itertext())
+    marks = next(((o, c) for o, c in MARKERS if o not in content and c not in content), None)
+    if marks is None:
+        return None
+    blocks = [
+        el
+        for el in tree.iter("pre", "code")
+        if not any(a.tag in ("pre", "code") for a in el.iterancestors()) and (el.tag == "pre" or _code_block(el))
+    ]
+    for el in blocks:
+        el.text = marks[0] + (el.text or "")
+        if len(el):
+            el[-1].tail = (el[-1].tail or "") + marks[1]
+        else:
+            el.text += marks[1]
+    return marks
+
+
+def _code_block(el: lxml.html.HtmlElement) -> bool:
+    if "\n" in el.text_content().strip():
+        return True
+    parent = el.getparent()
+    return (
+        parent is not None
+        and parent.tag in BLOCK_PARENTS
+        and len(parent) == 1
+        and not (parent.text or "").strip()
+        and not (el.tail or "").strip()
+    )
 
 
 def too_deep(page: bytes | str) -> bool:
