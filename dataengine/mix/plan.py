@@ -1,50 +1,75 @@
-"""Token-share mixing with capped repetition.
+"""Token-share mixing with capped repetition, decided per document in the workers.
 
 Each source gets ``share * total`` tokens.  A source with fewer tokens than that is repeated (whole passes over
-its documents, then a partial pass) up to ``max_epochs``; a source with more is subsampled.  Documents of a pass
-are taken in the order of a seeded hash of their id, never in arrival order, and the last document of a partial
-pass is cut so every source hits its target to the token.  ``total_tokens: auto`` is the largest total that
+its documents, then a partial pass) up to ``max_epochs``; a source with more is subsampled.  The partial pass
+takes documents in the order of a seeded hash of their id, never in arrival order, and the last document it
+takes is cut so every source hits its target to the token.  ``total_tokens: auto`` is the largest total that
 every source can fill within the repetition cap.
+
+The plan holds a few numbers per source (its totals, its whole passes and the cut of its partial pass, found by
+``cut.find_cuts`` without gathering the documents); ``copies`` turns them and a document's id and size into the
+tokens taken of each of its copies, so the workers decide every document and the driver holds none.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import ray.data
+
+from dataengine.aggregate import grouped_sums
+from dataengine.mix.cut import Cut, find_cuts
 from dataengine.schema import stable_hash, unit_fraction
 
 
-@dataclass
+@dataclass(frozen=True)
 class SourcePlan:
     share: float
     available_tokens: int
     available_docs: int
     target_tokens: int
-    copies: dict[str, list[int]] = field(default_factory=dict)  # id -> tokens taken per copy (epoch order)
+    passes: int  # whole passes over every document
+    cut: Cut  # the partial pass (epoch ``passes``) in mix-hash order
 
     @property
-    def realised_tokens(self) -> int:
-        return sum(sum(c) for c in self.copies.values())
+    def remainder(self) -> int:
+        return self.target_tokens - self.passes * self.available_tokens
 
     @property
     def epochs(self) -> float:
-        return self.realised_tokens / self.available_tokens if self.available_tokens else 0.0
+        return self.target_tokens / self.available_tokens if self.available_tokens else 0.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class MixPlan:
     total_tokens: int
+    seed: int
     sources: dict[str, SourcePlan]
 
     def realised_shares(self) -> dict[str, float]:
-        total = sum(p.realised_tokens for p in self.sources.values()) or 1
-        return {name: p.realised_tokens / total for name, p in self.sources.items()}
+        total = sum(p.target_tokens for p in self.sources.values()) or 1
+        return {name: p.target_tokens / total for name, p in self.sources.items()}
 
-    def unused(self, docs: dict[str, dict[str, int]]) -> dict[str, list[str]]:
-        """Per source, the ids of documents the mix took no copy of."""
-        taken = {name: plan.copies for name, plan in self.sources.items()}
-        return {name: [i for i in ids if i not in taken.get(name, {})] for name, ids in docs.items()}
+    def copies(self, source: str, doc_id: str, n_tokens: int) -> list[int]:
+        """Tokens taken of each copy of a training document, in epoch order (empty: the mix leaves it out)."""
+        plan = self.sources.get(source)
+        if plan is None or n_tokens == 0:
+            return []
+        taken = [n_tokens] * plan.passes
+        h = mix_hash(self.seed, source, plan.passes, doc_id)
+        if plan.cut.below(h):
+            taken.append(n_tokens)
+        elif plan.cut.crossing(h):
+            taken.append(plan.remainder - plan.cut.before)
+        return taken
+
+
+def mix_hash(seed: int, source: str, epoch: int, doc_id: str) -> int:
+    """A document's place in a pass of its source."""
+    return stable_hash(seed, "mix", source, epoch, doc_id)
 
 
 def auto_total(available: dict[str, int], shares: dict[str, float], max_epochs: float) -> int:
@@ -54,19 +79,17 @@ def auto_total(available: dict[str, int], shares: dict[str, float], max_epochs: 
 
 
 def plan_mix(
-    docs: dict[str, dict[str, int]],
-    shares: dict[str, float],
-    total_tokens: int | str,
-    max_epochs: float,
-    seed: int,
+    docs: ray.data.Dataset, shares: dict[str, float], total_tokens: int | str, max_epochs: float, seed: int
 ) -> MixPlan:
-    """Choose the copies of every document.  ``docs`` is ``{source: {id: n_tokens}}`` of the training documents."""
-    unknown = sorted(s for s, share in shares.items() if share > 0 and not docs.get(s))
+    """The plan for ``docs``, the training documents (columns ``source``, ``id``, ``n_tokens``)."""
+    sums = grouped_sums(docs, _size_rows, ["source"], ["n_tokens", "docs"])
+    totals = {s: (int(n), int(d)) for s, n, d in zip(*sums.to_pydict().values(), strict=True)}
+    unknown = sorted(s for s, share in shares.items() if share > 0 and not totals.get(s, (0, 0))[0])
     if unknown:
         raise ValueError(f"the mix gives a share to {', '.join(unknown)}, but no document of it survived filtering")
-    available = {s: sum(docs[s].values()) for s in shares if shares[s] > 0}
+    available = {s: totals[s][0] for s in shares if shares[s] > 0}
     total = auto_total(available, shares, max_epochs) if total_tokens == "auto" else int(total_tokens)
-    sources: dict[str, SourcePlan] = {}
+    targets: dict[str, tuple[float, int]] = {}
     for name, share in sorted(shares.items()):
         if share <= 0:
             continue
@@ -76,25 +99,32 @@ def plan_mix(
                 f"source {name!r}: the mix needs {target:,} tokens but only {available[name]:,} are available "
                 f"({max_epochs} epochs allowed); lower total_tokens or raise max_epochs"
             )
-        plan = SourcePlan(share, available[name], len(docs[name]), target)
-        _fill(plan, docs[name], seed, name)
-        sources[name] = plan
-    return MixPlan(total, sources)
+        targets[name] = (share, target)
+    passes = {name: target // available[name] for name, (_, target) in targets.items()}
+    remainders = {name: target - passes[name] * available[name] for name, (_, target) in targets.items()}
+    rows = docs.map_batches(_cut_rows, fn_kwargs={"seed": seed, "passes": passes}, batch_format="pyarrow")
+    cuts = find_cuts(rows.materialize(), remainders)
+    sources = {
+        name: SourcePlan(share, available[name], totals[name][1], target, passes[name], cuts[name])
+        for name, (share, target) in targets.items()
+    }
+    return MixPlan(total, seed, sources)
 
 
-def _fill(plan: SourcePlan, docs: dict[str, int], seed: int, source: str) -> None:
-    remaining, epoch = plan.target_tokens, 0
-    while remaining > 0:
-        for doc_id in sorted(docs, key=lambda i: stable_hash(seed, "mix", source, epoch, i)):
-            n = docs[doc_id]
-            if n == 0:
-                continue
-            take = min(n, remaining)
-            plan.copies.setdefault(doc_id, []).append(take)
-            remaining -= take
-            if remaining == 0:
-                break
-        epoch += 1
+def _size_rows(table: pa.Table) -> pa.Table:
+    return pa.table({"source": table["source"], "n_tokens": table["n_tokens"].cast(pa.int64()),
+                     "docs": pa.repeat(pa.scalar(1, pa.int64()), table.num_rows)})  # fmt: skip
+
+
+def _cut_rows(table: pa.Table, seed: int, passes: dict[str, int]) -> pa.Table:
+    """Ray Data ``map_batches`` function: the partial pass's hash and size of each document of a mixed source."""
+    table = table.filter(pc.and_(pc.is_in(table["source"], pa.array(list(passes), pa.string())),
+                                 pc.greater(table["n_tokens"], 0)))  # fmt: skip
+    sources, ids = table["source"].to_pylist(), table["id"].to_pylist()
+    hashes = [mix_hash(seed, s, passes[s], i) for s, i in zip(sources, ids, strict=True)]
+    return pa.table(
+        {"group": table["source"], "hash": pa.array(hashes, pa.uint64()), "weight": table["n_tokens"].cast(pa.int64())}
+    )
 
 
 def order_key(seed: int, doc_id: str, copy: int) -> int:
