@@ -21,6 +21,7 @@ from dataengine import storage
 from dataengine.config import PathSpec, SourceConfig
 from dataengine.shards.reader import iter_documents, verify
 from dataengine.sources import list_units, read_units
+from dataengine.sources.files import expand
 from tests.s3 import S3Server
 from tests.test_inspect import build_output
 
@@ -256,3 +257,21 @@ def test_ray_workers_read_s3_inputs(s3: S3Server, ray_local: None, tmp_path: Pat
     )
     rows = ds.take_all()
     assert [r["text"] for r in rows] == [f"doc {i}" for i in range(20)] and not any(r["reject"] for r in rows)
+
+
+def test_listing_s3_inputs_matches_local_globs_and_errors_are_one_line(s3: S3Server, tmp_path: Path) -> None:
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    for name in ("d/a.jsonl", "d/sub/b.jsonl", "d/sub/c.txt", "d/文 档.jsonl"):
+        (tmp_path / name).write_text("{}\n")
+    remote = s3.upload(tmp_path / "d", "listing/d")
+    local = tmp_path / "d"
+    for pattern in ("**/*.jsonl", "*.jsonl", "*/*", "**", "sub/*.txt"):
+        found = [p.removeprefix(remote) for p in expand(f"{remote}/{pattern}")]
+        assert found == [p.removeprefix(str(local)) for p in expand(f"{local}/{pattern}")], pattern
+    assert expand(f"{remote}/**/*.jsonl") == [f"{remote}/a.jsonl", f"{remote}/sub/b.jsonl", f"{remote}/文 档.jsonl"]
+    assert expand(remote) == [f"{remote}/{n}" for n in ("a.jsonl", "sub/b.jsonl", "sub/c.txt", "文 档.jsonl")]
+    assert expand(f"{remote}-none/*.jsonl") == expand(f"{tmp_path}/none/*.jsonl") == []
+    with pytest.raises(ValueError, match=r"^input path does not exist: s3://"):
+        expand(f"{remote}/missing.jsonl")
+    with pytest.raises(ValueError, match=r"^cannot list s3://no-such-bucket/\*.jsonl: .*bucket does not exist"):
+        expand("s3://no-such-bucket/*.jsonl")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import fnmatch
 import glob
 import io
 import os
+import re
 from pathlib import Path
 from typing import BinaryIO
 
@@ -42,13 +42,23 @@ def walk(root: str) -> list[str]:
 
 
 def _expand_remote(pattern: str) -> list[str]:
+    """As ``expand`` for a URI; a store that cannot be listed (no such bucket, no access) is a one-line error."""
+    try:
+        return _list_remote(pattern)
+    except OSError as e:
+        raise ValueError(f"cannot list {pattern}: {str(e).splitlines()[0]}") from None
+
+
+def _list_remote(pattern: str) -> list[str]:
     fs, path = resolve(pattern.split("*")[0].rsplit("/", 1)[0] if "*" in pattern else pattern)
     scheme = pattern.split("://", 1)[0]
     if "*" in pattern:
-        base = path
-        infos = fs.get_file_info(pafs.FileSelector(base, recursive=True))
-        glob_path = pattern.split("://", 1)[1]
-        return sorted(f"{scheme}://{i.path}" for i in infos if i.is_file and fnmatch.fnmatch(i.path, glob_path))
+        try:
+            infos = fs.get_file_info(pafs.FileSelector(path, recursive=True))
+        except FileNotFoundError:  # no such prefix: no match, as a local glob under a missing directory
+            return []
+        matcher = _glob_regex(pattern.split("://", 1)[1])
+        return sorted(f"{scheme}://{i.path}" for i in infos if i.is_file and matcher.match(i.path))
     info = fs.get_file_info(path)
     if info.type == pafs.FileType.Directory:
         infos = fs.get_file_info(pafs.FileSelector(path, recursive=True))
@@ -56,6 +66,13 @@ def _expand_remote(pattern: str) -> list[str]:
     if info.type == pafs.FileType.NotFound:
         raise ValueError(f"input path does not exist: {pattern}")
     return [pattern]
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """A key pattern as local globs read it: ``*`` stays within one path segment, ``**`` spans any number."""
+    parts = re.split(r"(\*\*/|\*\*|\*)", pattern)
+    table = {"**/": "(?:.*/)?", "**": ".*", "*": "[^/]*"}
+    return re.compile("".join(table.get(part) or re.escape(part) for part in parts) + r"\Z")
 
 
 REMOTE_BUFFER = 1 << 20  # an object store answers each read of a remote file with a request: read in MiB pieces
