@@ -19,6 +19,7 @@ import ray
 
 from dataengine import storage
 from dataengine.config import PathSpec, SourceConfig
+from dataengine.shards.manifest import load_manifest, write_manifest
 from dataengine.shards.reader import iter_documents, verify
 from dataengine.sources import list_units, read_units
 from dataengine.sources.files import expand
@@ -275,3 +276,13 @@ def test_listing_s3_inputs_matches_local_globs_and_errors_are_one_line(s3: S3Ser
         expand(f"{remote}/missing.jsonl")
     with pytest.raises(ValueError, match=r"^cannot list s3://no-such-bucket/\*.jsonl: .*bucket does not exist"):
         expand("s3://no-such-bucket/*.jsonl")
+
+
+def test_manifest_written_to_s3_is_the_bytes_written_to_disk(s3: S3Server, tmp_path: Path) -> None:
+    manifest = {"seed": 0, "shards": [{"path": "shard-00000.arrow", "tokens": 3}], "mix": {"name": "混合"}}
+    on_disk = write_manifest(tmp_path / "out", manifest)
+    in_bucket = write_manifest(s3.uri("manifests/out"), manifest)
+    assert in_bucket == s3.uri("manifests/out/manifest.json")
+    assert storage.read_bytes(in_bucket) == Path(on_disk).read_bytes()
+    assert load_manifest(s3.uri("manifests/out")) == load_manifest(tmp_path / "out")
+    assert storage.list_files(tmp_path / "out") == ["manifest.json"]  # no temporary left beside it

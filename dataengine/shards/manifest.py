@@ -7,20 +7,20 @@ It is written last (atomically): a directory without a manifest is an incomplete
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from dataengine import storage
-from dataengine.atomic import write_json_atomic
 
 FORMAT = "dataengine-shards"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 
 
-def write_manifest(out: Path, manifest: dict[str, Any]) -> Path:
-    path = out / MANIFEST
-    write_json_atomic(path, {"format": FORMAT, "format_version": FORMAT_VERSION, **manifest})
+def write_manifest(out: storage.Target, manifest: dict[str, Any]) -> str:
+    """Write ``OUT/manifest.json`` whole (a rename on disk, one PUT to an object store); return where."""
+    path = storage.join(out, MANIFEST)
+    document = {"format": FORMAT, "format_version": FORMAT_VERSION, **manifest}
+    storage.write_text(path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     return path
 
 
