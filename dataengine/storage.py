@@ -1,8 +1,8 @@
 """Outputs by path or URI: one set of calls for a local directory and an object store (``s3://``, ``gs://``).
 
 A local path behaves as it always has (a file appears by an atomic rename, see ``dataengine.atomic``); a URI goes
-through ``pyarrow.fs``, where an object is written by one PUT of bytes held until the block ends, so a write that
-fails midway leaves no object at all and readers never see half of one.  Endpoints and credentials come from the
+through ``pyarrow.fs``, where an object is uploaded only once its writer has finished, so a write that fails midway
+leaves no object at all and readers never see half of one.  Endpoints and credentials come from the
 environment as the AWS SDK reads them (``AWS_ENDPOINT_URL_S3``, ``AWS_ACCESS_KEY_ID``, an instance role...).
 """
 
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +25,7 @@ from dataengine.atomic import atomic_open
 
 Target = str | Path
 BUCKET_SCHEMES = ("s3", "gs", "gcs")
+SPOOL_BYTES = 64 << 20  # an object being written is held in memory up to this, then in a temporary file
 
 
 def is_uri(target: Target) -> bool:
@@ -111,8 +113,8 @@ def open_output(target: Target) -> Iterator[IO[bytes]]:
     """A binary file to write ``target`` whole: it appears when the block ends normally, and not at all if it raises.
 
     Local: a temporary beside it, renamed into place (parent directories made).  Object store: the bytes are held
-    in memory and sent in one upload at the end, since an upload stream closed by an exception would still publish
-    its partial object.
+    (in memory up to ``SPOOL_BYTES``, then in a temporary file) and sent in one upload at the end, since an upload
+    stream closed by an exception would still publish its partial object.
     """
     fs, path = resolve(target)
     if isinstance(fs, pafs.LocalFileSystem):
@@ -120,10 +122,11 @@ def open_output(target: Target) -> Iterator[IO[bytes]]:
         with atomic_open(path, "wb") as f:
             yield f
         return
-    buffer = io.BytesIO()
-    yield buffer
-    with fs.open_output_stream(path, compression=None) as f:
-        f.write(buffer.getbuffer())
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as buffer:
+        yield buffer
+        buffer.seek(0)
+        with fs.open_output_stream(path, compression=None) as f:
+            shutil.copyfileobj(buffer, f, SPOOL_BYTES)
 
 
 def write_bytes(target: Target, data: bytes) -> None:

@@ -20,7 +20,7 @@ import ray
 from dataengine import storage
 from dataengine.config import PathSpec, SourceConfig
 from dataengine.shards.manifest import load_manifest, write_manifest
-from dataengine.shards.reader import iter_documents, verify
+from dataengine.shards.reader import iter_documents, read_shard, verify
 from dataengine.sources import list_units, read_units
 from dataengine.sources.files import expand
 from tests.s3 import S3Server
@@ -286,3 +286,12 @@ def test_manifest_written_to_s3_is_the_bytes_written_to_disk(s3: S3Server, tmp_p
     assert storage.read_bytes(in_bucket) == Path(on_disk).read_bytes()
     assert load_manifest(s3.uri("manifests/out")) == load_manifest(tmp_path / "out")
     assert storage.list_files(tmp_path / "out") == ["manifest.json"]  # no temporary left beside it
+
+
+def test_storage_arrow_streams_and_spooled_objects_round_trip(root: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(storage, "SPOOL_BYTES", 1 << 10)  # an object larger than the spool goes through a temp file
+    table = pa.table({"tokens": [list(range(i, i + 50)) for i in range(100)], "id": [f"d{i}" for i in range(100)]})
+    target = storage.join(root, "shard-00000.arrow")
+    with storage.open_output(target) as f, pa.ipc.new_stream(f, table.schema) as writer:
+        writer.write_table(table, max_chunksize=10)
+    assert read_shard(target).equals(table) and storage.list_files(root) == ["shard-00000.arrow"]
