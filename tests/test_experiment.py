@@ -72,6 +72,11 @@ def test_micro_ladder_builds_trains_evaluates_and_reports(corpus: Path, tmp_path
             "lower than baseline",
         )
     assert all(t["params"] > 0 and t["steps"] == 16 for t in result["training"].values())
+    for source in ("web_en", "crawl_en", "web_zh", "notes_zh"):  # repetition held equal: every rung, each text source
+        seen = [result["repetition"][rung][source] for rung in rungs]
+        assert max(seen) <= 1.1 * min(seen), (source, seen)
+    assert "code" not in result["repetition"]["tcode0"] and result["repetition"]["tcode50"]["code"] > 0
+    assert "epochs of web_en in training" in (out / "summary.md").read_text()
     for name in ("report.html", "reasoning_vs_code.png", "bpb_vs_code.png"):
         assert (out / name).stat().st_size > 1000
     summary = (out / "summary.md").read_text()
