@@ -13,6 +13,7 @@ UTF-16/32 pages are decoded first and stray NUL bytes in UTF-8 pages dropped, ra
 from __future__ import annotations
 
 import logging
+import re
 import unicodedata
 
 import lxml.etree
@@ -27,9 +28,10 @@ MAX_FILE_SIZE = trafilatura.settings.DEFAULT_CONFIG.getint("DEFAULT", "MAX_FILE_
 logging.getLogger("trafilatura").setLevel(logging.ERROR)
 logging.getLogger("htmldate").setLevel(logging.ERROR)
 
-# Marker pairs, printable (trafilatura drops unprintable characters) and rare; the first pair absent from a
-# page is used.  A page holding all of them gets no code spans.
-MARKERS = (("\u2402", "\u2403"), ("\u2e02", "\u2e03"), ("\u2e1c", "\u2e1d"))
+# Marker triples (open, close, empty line), printable (trafilatura drops unprintable characters) and rare;
+# the first triple absent from a page is used.  A page holding all of them gets no code spans.
+MARKERS = (("\u2402", "\u2403", "\u2422"), ("\u2e02", "\u2e03", "\u2e0b"), ("\u2e1c", "\u2e1d", "\u2e1e"))
+EMPTY_LINE = re.compile(r"\n(?=\n)")
 # A <code> that is its parent's whole content is a block when the parent is one of these.
 BLOCK_PARENTS = frozenset({"div", "section", "article", "main", "body", "figure", "blockquote", "details"})
 
@@ -81,14 +83,15 @@ def extract_page(raw: bytes, url: str) -> tuple[str | None, list[Span], str | No
     return text, spans, doc.title, None
 
 
-def mark_code_blocks(tree: lxml.html.HtmlElement) -> tuple[str, str] | None:
+def mark_code_blocks(tree: lxml.html.HtmlElement) -> tuple[str, str, str] | None:
     """Put an open/close marker around the text of every code block of ``tree``; the markers, or None.
 
-    Blocks are outermost ``<pre>`` elements and ``<code>`` elements outside them whose text spans lines or
-    that are the whole content of a block-level parent; inline ``<code>`` in a sentence is prose.
+    Blocks are outermost ``<pre>`` elements and ``<code>`` elements outside them that are the whole content of
+    a block-level parent; inline ``<code>`` in a sentence is prose.  Empty lines
+    inside a block get the empty-line marker, since trafilatura drops empty lines.
     """
     content = "".join(tree.itertext())
-    marks = next(((o, c) for o, c in MARKERS if o not in content and c not in content), None)
+    marks = next((m for m in MARKERS if not any(c in content for c in m)), None)
     if marks is None:
         return None
     blocks = [
@@ -97,6 +100,10 @@ def mark_code_blocks(tree: lxml.html.HtmlElement) -> tuple[str, str] | None:
         if not any(a.tag in ("pre", "code") for a in el.iterancestors()) and (el.tag == "pre" or _code_block(el))
     ]
     for el in blocks:
+        for node in el.iter():
+            node.text = EMPTY_LINE.sub("\n" + marks[2], node.text) if node.text else node.text
+            if node is not el and node.tail:
+                node.tail = EMPTY_LINE.sub("\n" + marks[2], node.tail)
         el.text = marks[0] + (el.text or "")
         if len(el):
             el[-1].tail = (el[-1].tail or "") + marks[1]
@@ -106,8 +113,8 @@ def mark_code_blocks(tree: lxml.html.HtmlElement) -> tuple[str, str] | None:
 
 
 def _code_block(el: lxml.html.HtmlElement) -> bool:
-    if "\n" in el.text_content().strip():
-        return True
+    """A ``<code>`` that is the whole content of a block-level parent (a line break in its text proves nothing:
+    generated docs wrap inline code across source lines)."""
     parent = el.getparent()
     return (
         parent is not None

@@ -17,12 +17,13 @@ Span = tuple[int, int]
 Edit = tuple[int, int, int]
 
 
-def take_markers(text: str, open_mark: str, close_mark: str) -> tuple[str, list[Span]]:
-    """The text without its open/close marker characters, and the spans they enclosed.
+def take_markers(text: str, open_mark: str, close_mark: str, blank_mark: str) -> tuple[str, list[Span]]:
+    """The text without its marker characters, and the spans the open/close markers enclosed.
 
-    A line that held only markers goes with them (the extractor drops empty lines, so the unmarked page
-    would not have had it).  An unpaired marker is dropped and makes no span; spans lose leading and
-    trailing line breaks and empty spans are dropped.
+    A line that held only open/close markers goes with them (the extractor drops empty lines, so the unmarked
+    page would not have had it); a line that held only ``blank_mark`` is an empty line of a code block that the
+    extractor would have dropped, and stays, empty.  An unpaired marker is dropped and makes no span; spans lose
+    leading and trailing line breaks and empty spans are dropped.
     """
     lines: list[str] = []
     spans: list[Span] = []
@@ -39,11 +40,11 @@ def take_markers(text: str, open_mark: str, close_mark: str) -> tuple[str, list[
                 if start is not None:
                     spans.append((start, offset + column))
                 start = None
-            elif not (skip_space and char == " "):
+            elif char != blank_mark and not (skip_space and char == " "):
                 kept.append(char)
                 column += 1
             # a marker between two spaces (a block flattened into a line) would leave a double space
-            skip_space = char in (open_mark, close_mark) and bool(kept) and kept[-1] == " "
+            skip_space = char in (open_mark, close_mark, blank_mark) and bool(kept) and kept[-1] == " "
         if skip_space:  # ... or a trailing one
             kept.pop()
             column -= 1

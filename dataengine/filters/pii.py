@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import pyarrow as pa
 
+from dataengine.extract.spans import Edit, Span, code_share, remap, spans_array, spans_of
 from dataengine.schema import set_column
 
 PLACEHOLDERS = {
@@ -52,7 +53,14 @@ def _public_ip(text: str) -> bool:
 
 def redact(text: str) -> tuple[str, Counter[str]]:
     """The text with PII and secrets replaced, and how many of each kind were replaced."""
+    text, counts, _ = redact_spans(text, [])
+    return text, counts
+
+
+def redact_spans(text: str, spans: list[Span]) -> tuple[str, Counter[str], list[Span]]:
+    """``redact`` that also moves the text's code spans through the replacements (placeholders change lengths)."""
     counts: Counter[str] = Counter()
+    edits: list[Edit] = []
 
     def replace(kind: str, keep: Callable[[re.Match[str]], bool] = lambda m: False) -> Callable[[re.Match[str]], str]:
         def sub(match: re.Match[str]) -> str:
@@ -61,30 +69,42 @@ def redact(text: str) -> tuple[str, Counter[str]]:
             counts[kind] += 1
             if kind == "key" and match.re.groups == 1:  # an assignment: keep the name, replace the value
                 start, end = match.span(1)
+                edits.append((start, end, len(PLACEHOLDERS[kind])))
                 whole = match.group(0)
                 return whole[: start - match.start()] + PLACEHOLDERS[kind] + whole[end - match.start() :]
+            edits.append((match.start(), match.end(), len(PLACEHOLDERS[kind])))
             return PLACEHOLDERS[kind]
 
         return sub
 
-    for pattern in SECRETS:
-        text = pattern.sub(replace("key"), text)
-    text = EMAIL.sub(replace("email", lambda m: m.group(0).lower().endswith(EXAMPLE_DOMAINS)), text)
-    text = IPV4.sub(replace("ip", lambda m: not _public_ip(m.group(0))), text)
-    text = IPV6.sub(replace("ip", lambda m: not _public_ip(m.group(0))), text)
-    return text, counts
+    passes = [(pattern, replace("key")) for pattern in SECRETS] + [
+        (EMAIL, replace("email", lambda m: m.group(0).lower().endswith(EXAMPLE_DOMAINS))),
+        (IPV4, replace("ip", lambda m: not _public_ip(m.group(0)))),
+        (IPV6, replace("ip", lambda m: not _public_ip(m.group(0)))),
+    ]
+    for pattern, sub in passes:
+        text = pattern.sub(sub, text)
+        if edits:  # each pass's edits are in the offsets of the text it was given
+            spans = remap(spans, edits)
+            edits.clear()
+    return text, counts, spans
 
 
 def redact_batch(table: pa.Table) -> pa.Table:
-    """Ray Data ``map_batches`` function: redact kept documents' text; counts go to ``meta["pii"]``."""
+    """Ray Data ``map_batches`` function: redact kept documents' text (code spans moved along); counts go to
+    ``meta["pii"]``."""
     texts, metas = table["text"].to_pylist(), table["meta"].to_pylist()
+    spans = spans_of(table["code_spans"])
     for i, (text, prev) in enumerate(zip(texts, table["reject"].to_pylist(), strict=True)):
         if text is None or prev is not None:
             continue
-        texts[i], counts = redact(text)
+        texts[i], counts, spans[i] = redact_spans(text, spans[i])
         if counts:
             metas[i] = json.dumps(
                 {**json.loads(metas[i]), "pii": dict(sorted(counts.items()))}, ensure_ascii=False, sort_keys=True
             )
     table = set_column(table, "text", pa.array(texts, pa.string()))
+    table = set_column(table, "code_spans", spans_array(spans))
+    shares = [code_share(t, s) for t, s in zip(texts, spans, strict=True)]
+    table = set_column(table, "code_share", pa.array(shares, pa.float32()))
     return set_column(table, "meta", pa.array(metas, pa.string()))
