@@ -22,14 +22,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from dataengine.shards.manifest import load_manifest
 from dataengine.shards.reader import read_shard, split_entries
+from pretrain.eval.scoring import bootstrap
 from pretrain.model import unwrap
 
-BATCH_TOKENS = 8192  # predictions per forward pass: float32 logits of 8192 x 32k tokens are 1 GiB
+BATCH_TOKENS = 8192  # predictions per forward pass (the loss never holds more than one chunk of logits)
 
 
 def held_out_bpb(
@@ -45,8 +45,10 @@ def held_out_bpb(
 
     ``loss`` is nats per predicted token, ``tokens`` the predictions scored (document tokens + closing EOS),
     ``bytes`` the UTF-8 bytes of the scored texts; ``capped`` is true when ``max_tokens_per_source`` stopped the
-    source before its last document (``docs`` of ``docs_total`` scored).  ``model`` maps ``[B, T]`` token ids to
-    ``[B, T, V]`` logits; it is left in the training mode it came in.
+    source before its last document (``docs`` of ``docs_total`` scored); ``bpb_ci95`` a bootstrap 95% interval
+    over the scored documents (a slice of ten documents measures little, and says so).  ``model(x, targets)``
+    gives per-token losses ``[B, T]`` (the GPT's chunked loss: no ``[B, T, V]`` logits); it is left in the
+    training mode it came in.
     """
     if max_tokens_per_source is not None and max_tokens_per_source <= 0:
         raise ValueError(f"max_tokens_per_source must be positive or None; got {max_tokens_per_source}")
@@ -129,9 +131,8 @@ def _document_nll(
                 y[row, : len(window) - 1] = torch.from_numpy(window[1:])
             x, y = x.to(device), y.to(device)
             with autocast:
-                logits = model(x)
-            losses = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), ignore_index=-1, reduction="none")
-            sums = losses.view(y.shape).sum(dim=1, dtype=torch.float64).cpu().numpy()
+                losses = model(x, y)
+            sums = losses.float().sum(dim=1, dtype=torch.float64).cpu().numpy()
             np.add.at(nll, [d for d, _ in batch], sums)
     finally:
         model.train(was_training)
@@ -141,8 +142,10 @@ def _document_nll(
 def _score(nll: np.ndarray, predicted: np.ndarray, nbytes: np.ndarray, mask: np.ndarray, total: int) -> dict:
     nats, tokens, size = float(nll[mask].sum()), int(predicted[mask].sum()), int(nbytes[mask].sum())
     docs = int(mask.sum())
+    ci = bootstrap(nll[mask] / math.log(2), nbytes[mask], seed=docs) if docs > 1 and size else None
     return {
         "bpb": nats / math.log(2) / size if size else float("nan"),
+        "bpb_ci95": None if ci is None else [ci.lo, ci.hi],
         "loss": nats / tokens if tokens else float("nan"),
         "tokens": tokens,
         "bytes": size,

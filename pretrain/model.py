@@ -30,10 +30,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from dataengine.atomic import atomic_open
 
 REFERENCE_VOCAB = 32000  # the vocabulary the size table and ``choose_size`` are stated at
+LOSS_CHUNK = 8192  # positions per output-head chunk of the loss (see chunked_cross_entropy)
 TOKENS_PER_PARAM = 20  # Chinchilla (Hoffmann et al. 2022): compute-optimal training is ~20 tokens per parameter
 
 
@@ -145,6 +147,28 @@ class Block(nn.Module):
         return x + self.mlp(self.mlp_norm(x))
 
 
+def chunked_cross_entropy(
+    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, chunk: int = LOSS_CHUNK
+) -> torch.Tensor:
+    """Per-position next-token losses ``targets.shape`` (nats; -1 targets give 0) of the output head ``weight``
+    without ever holding the ``[B, T, V]`` float32 logits: ``chunk`` positions at a time, and with gradients each
+    chunk's logits are recomputed in the backward pass (activation checkpointing) rather than kept, so memory
+    holds one chunk's logits (8,192 x 32k x 4 bytes = 1 GiB at most), not all of them (16 GiB at 16 x 8k tokens)."""
+    flat_h, flat_t = hidden.flatten(0, 1), targets.flatten()
+    parts = []
+    for start in range(0, flat_h.shape[0], chunk):
+        h, t = flat_h[start : start + chunk], flat_t[start : start + chunk]
+        if torch.is_grad_enabled():
+            parts.append(checkpoint(_head_losses, h, weight, t, use_reentrant=False))
+        else:
+            parts.append(_head_losses(h, weight, t))
+    return torch.cat(parts).view_as(targets)
+
+
+def _head_losses(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(F.linear(hidden, weight).float(), targets, ignore_index=-1, reduction="none")
+
+
 class GPT(nn.Module):
     def __init__(self, config: GPTConfig) -> None:
         super().__init__()
@@ -172,11 +196,10 @@ class GPT(nn.Module):
         The loss lives inside ``forward`` because DDP and ``torch.compile`` wrap ``forward`` only; targets of -1
         are ignored (loss 0), as padding is.
         """
-        logits = self._head(self._hidden(idx))
+        hidden = self._hidden(idx)
         if targets is None:
-            return logits
-        losses = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-1, reduction="none")
-        return losses.view_as(targets)
+            return self._head(hidden)
+        return chunked_cross_entropy(hidden, self.embed.weight, targets)
 
     def logits_at(self, idx: torch.Tensor, rows: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
         """Next-token logits ``[N, V]`` (float32) at the positions ``(rows[i], times[i])`` only.

@@ -17,7 +17,7 @@ import torch
 from dataengine.shards.loader import PackedDataset
 from dataengine.shards.reader import read_shard
 from pretrain.heldout import held_out_bpb
-from pretrain.model import GPT, SIZES, choose_size, load_checkpoint, model_config, param_count
+from pretrain.model import GPT, SIZES, choose_size, chunked_cross_entropy, load_checkpoint, model_config, param_count
 from pretrain.train import TrainConfig, lr_at, parse_tokens, train
 from tests.test_inspect import build_output
 
@@ -112,6 +112,7 @@ def test_held_out_bpb_per_source(output: Path, zh_output: Path, zh_run: dict[str
         assert 0 < r["bpb"] < math.inf and r["docs"] == r["docs_total"] == 2 and not r["capped"]
         assert r["bytes"] == sum(len(t.encode()) for t in texts)
         assert abs(r["loss"] - math.log(vocab(output))) < 0.1  # an untrained model is near uniform
+        assert r["bpb_ci95"][0] <= r["bpb"] <= r["bpb_ci95"][1]  # over its two documents
     assert held_out_bpb(untrained, output, "cpu") == result  # deterministic
     shorter = held_out_bpb(untrained, output, "cpu", seq_len=16)  # more windows, every prediction once
     assert {s: r["tokens"] for s, r in shorter.items()} == {s: r["tokens"] for s, r in result.items()}
@@ -204,6 +205,27 @@ def test_model_is_causal_tied_and_counted() -> None:
     with torch.no_grad():
         model.embed.weight[5] += 1.0  # the output head is the embedding
     assert not torch.equal(model(idx)[..., 5], logits[..., 5])
+
+
+def test_chunked_loss_equals_the_full_logits_loss_in_value_and_gradient() -> None:
+    """The loss by chunks of positions, logits recomputed in backward, is the loss of the full [B, T, V] logits."""
+    torch.manual_seed(0)
+    hidden = torch.randn(3, 10, 16, requires_grad=True)
+    weight = torch.randn(50, 16, requires_grad=True)
+    targets = torch.randint(0, 50, (3, 10))
+    targets[1, 4:] = -1  # padding: loss 0, no gradient
+    full = torch.nn.functional.cross_entropy(
+        (hidden @ weight.T).flatten(0, 1), targets.flatten(), ignore_index=-1, reduction="none"
+    ).view_as(targets)
+    full.sum().backward()
+    grads = hidden.grad.clone(), weight.grad.clone()
+    hidden.grad = weight.grad = None
+    chunked = chunked_cross_entropy(hidden, weight, targets, chunk=7)  # 30 positions: 7 + 7 + 7 + 7 + 2
+    chunked.sum().backward()
+    torch.testing.assert_close(chunked, full)
+    torch.testing.assert_close((hidden.grad, weight.grad), grads)
+    with torch.no_grad():
+        torch.testing.assert_close(chunked_cross_entropy(hidden, weight, targets, chunk=4), full)
 
 
 def test_token_counts_and_schedules() -> None:
