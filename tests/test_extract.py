@@ -4,10 +4,21 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from pathlib import Path
+
+import lxml.html
+import pytest
+import trafilatura
+from datatrove.data import Document
+from datatrove.pipeline.filters import GopherRepetitionFilter
 
 from dataengine.extract import extract_batch
 from dataengine.extract.code import decode_code, language_of
+from dataengine.extract.html import extract_page
 from dataengine.schema import doc_row, rows_to_table
+from dataengine.sources.sample import debian_dir, ensure_packages
+
+PG_HTML = "postgresql-doc-15/usr/share/doc/postgresql-doc-15/html"
 
 PAGE = b"""<html><head><title>Release notes</title></head><body>
 <nav><a href="/">Home</a> <a href="/docs">Docs</a></nav>
@@ -45,3 +56,44 @@ def test_every_row_gets_text_or_a_reason_and_text_is_nfc() -> None:
     out = extract_batch(rows_to_table(rows)).to_pylist()
     assert [r["reject"] for r in out] == [None, "extract:empty", "extract:empty", None, "read:malformed_json"]
     assert out[0]["lang"] == "python" and unicodedata.is_normalized("NFC", out[0]["text"])
+
+
+@pytest.fixture(scope="module")
+def pg_docs() -> Path:
+    """PostgreSQL's HTML manual from the default corpus (fetched with apt-get on first use, then cached)."""
+    ensure_packages(["postgresql-doc-15"], progress=False)
+    return debian_dir() / "root" / PG_HTML
+
+
+def test_whitespace_only_lines_no_longer_count_as_duplicated_lines(pg_docs: Path) -> None:
+    raw = (pg_docs / "libpq-envars.html").read_bytes()  # its <dl> indentation comes out as tab/space-only lines
+    plain = trafilatura.bare_extraction(raw, include_tables=True, deduplicate=False).text
+    text, spans, _, reason = extract_page(raw, "http://postgresql-doc-15.sample.local/libpq-envars.html")
+    assert reason is None and spans == []
+    assert sum(1 for line in plain.split("\n") if line and not line.strip()) > 20
+    assert all(line.strip() or not line for line in text.split("\n")) and "\n\n\n" not in text
+    assert text.split() == plain.split()  # only whitespace changed
+    lines_only = GopherRepetitionFilter(top_n_grams=(), dup_n_grams=())  # datatrove's line and paragraph rules
+    assert lines_only.filter(Document(text=plain, id="before")) == (False, "dup_line_frac")
+    assert lines_only.filter(Document(text=text, id="after")) is True
+
+
+def test_code_spans_are_the_pre_blocks_of_a_real_page(pg_docs: Path) -> None:
+    raw = (pg_docs / "tutorial-select.html").read_bytes()
+    table = extract_batch(rows_to_table([doc_row(source="web_en", kind="html", url="http://pg/t.html", raw=raw)]))
+    row = table.to_pylist()[0]
+    text, spans = row["text"], [(d["start"], d["end"]) for d in row["code_spans"]]
+    pres = [pre.text_content().strip("\n") for pre in lxml.html.fromstring(raw).iter("pre")]
+    assert len(pres) == 13 and [text[s:e] for s, e in spans] == pres  # indentation and column alignment kept
+    assert row["code_share"] == pytest.approx(sum(e - s for s, e in spans) / len(text))
+    assert "SELECT * FROM weather\n    WHERE city = 'San Francisco' AND prcp > 0.0;" in pres
+
+
+def test_code_share_of_prose_and_code_heavy_pages(pg_docs: Path) -> None:
+    rows = [
+        doc_row(source="web_en", kind="html", url=f"http://pg/{name}", raw=(pg_docs / name).read_bytes())
+        for name in ("libpq-envars.html", "textsearch-debugging.html")
+    ]
+    prose, code = extract_batch(rows_to_table(rows)).to_pylist()
+    assert prose["code_share"] == 0.0 and prose["code_spans"] == []
+    assert code["code_share"] > 0.6

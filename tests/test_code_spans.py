@@ -1,0 +1,109 @@
+"""Code spans: markers taken out of text, whitespace normalised around code, Markdown blocks, spans moved by edits."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+import ray
+
+from dataengine.extract import extract_batch
+from dataengine.extract.markdown import markdown_spans
+from dataengine.extract.spans import normalize_whitespace, remap, spans_of, take_markers
+from dataengine.filters.pii import redact_batch, redact_spans
+from dataengine.schema import CODE_SPANS, DOC_SCHEMA, doc_row, rows_to_table
+
+OPEN, CLOSE, BLANK = "\u2402", "\u2403", "\u2422"
+
+
+def texts(text: str, spans: list[tuple[int, int]]) -> list[str]:
+    return [text[s:e] for s, e in spans]
+
+
+def test_markers_become_spans_and_marker_only_lines_go() -> None:
+    text, spans = take_markers(
+        f"Run this:\n{OPEN}\nls -l\n{BLANK}\n  cd /\n{CLOSE}\nThen that {OPEN}x = 1{CLOSE} inline.", OPEN, CLOSE, BLANK
+    )
+    assert text == "Run this:\nls -l\n\n  cd /\nThen that x = 1 inline."
+    assert texts(text, spans) == ["ls -l\n\n  cd /", "x = 1"]
+
+
+def test_unpaired_markers_make_no_span_and_flattened_blocks_leave_no_double_space() -> None:
+    text, spans = take_markers(f"a {CLOSE} b {OPEN}c", OPEN, CLOSE, BLANK)
+    assert (text, spans) == ("a b c", [])
+    text, spans = take_markers(f"see {OPEN}f(x); {CLOSE} then\nend {OPEN}g(); {CLOSE}", OPEN, CLOSE, BLANK)
+    assert text == "see f(x); then\nend g();" and texts(text, spans) == ["f(x); ", "g();"]
+
+
+def test_whitespace_only_lines_emptied_and_runs_collapsed_outside_code() -> None:
+    code = "def f():\n\t\n    return 1\n\n\n    # end"
+    text = f"  \n\t\nIntro line\n   \n \t \n\nMore\n{code}\n  \n\n"
+    start = text.index(code)
+    out, spans = normalize_whitespace(text, [(start, start + len(code))])
+    assert out == f"Intro line\n\nMore\n{code}"
+    assert texts(out, spans) == [code]  # the code block's own blank and tab-only lines stay
+
+
+def test_markdown_fenced_and_indented_blocks() -> None:
+    text = (
+        "Install it:\n\n```sh\npip install x\n\nx --help\n```\n\nThen call it:\n\n"
+        "    import x\n    x.run()\n\n    x.stop()\n\nDone.\n~~~\nunclosed fence"
+    )
+    assert texts(text, markdown_spans(text)) == [
+        "pip install x\n\nx --help",
+        "    import x\n    x.run()\n\n    x.stop()",
+        "unclosed fence",
+    ]
+
+
+def test_indented_prose_is_not_code() -> None:
+    # extracted web text indents its paragraphs with the HTML's indentation: that is the text's margin
+    text = "    First paragraph of prose.\n    Still prose.\n\n    Another paragraph.\nSELECT 1;\n\n    More prose."
+    assert markdown_spans(text) == []
+    assert markdown_spans("Intro\n    not code: no blank line before\n") == []
+
+
+def test_remap_through_replacements() -> None:
+    # "ab[cdef]gh" with "cd" -> "X" (inside the span) and "h" -> "YYY" (after it)
+    assert remap([(2, 6)], [(2, 4, 1), (7, 8, 3)]) == [(2, 5)]
+    assert remap([(2, 6)], [(0, 1, 5)]) == [(6, 10)]  # an edit before moves the span
+    assert remap([(2, 6)], [(4, 8, 0)]) == [(2, 4)]  # an edit across the end cuts it at the replacement
+    assert remap([(2, 4)], [(1, 5, 0)]) == []  # a span replaced entirely is gone
+
+
+def test_redaction_moves_spans() -> None:
+    code = 'conn = connect("10.0.0.1")\nmail("dev@corp-mail.com")'
+    text = f"Write to jane.doe@gmail.com or 8.8.8.8 today\n{code}\nThanks."
+    start = text.index(code)
+    out, counts, spans = redact_spans(text, [(start, start + len(code))])
+    assert counts == {"email": 2, "ip": 1}
+    assert texts(out, spans) == ['conn = connect("10.0.0.1")\nmail("<EMAIL>")']
+
+
+def test_extract_batch_fills_spans_and_share_per_kind() -> None:
+    rows = [
+        doc_row(source="c", kind="code", url="r/a.py", raw=b"def f():\n\n    return 1\n", meta={"path": "a.py"}),
+        doc_row(source="t", kind="text", url="t1", text="Prose only.\n  \n\t\n\nStill prose."),
+        doc_row(source="t", kind="text", url="t2", text="Example:\n\n```\nprint(1)\n```\n"),
+        doc_row(source="t", kind="text", url="t3", text="read failed", reject="read:malformed_json"),
+    ]
+    table = extract_batch(rows_to_table(rows))
+    assert table.schema.field("code_spans").type == CODE_SPANS
+    out = table.to_pylist()
+    assert out[0]["code_share"] == 1.0 and out[0]["code_spans"] == [{"start": 0, "end": len(out[0]["text"])}]
+    assert out[1]["text"] == "Prose only.\n\nStill prose." and out[1]["code_share"] == 0.0
+    assert texts(out[2]["text"], spans_of(table["code_spans"])[2]) == ["print(1)"]
+    assert out[2]["code_share"] == pytest.approx(len("print(1)") / len(out[2]["text"]))
+    assert out[3]["code_spans"] == [] and out[3]["code_share"] == 0.0
+
+
+def test_columns_survive_ray_stages(ray_local: None) -> None:
+    rows = [
+        doc_row(source="t", kind="text", url=f"u{i}", text=f"Mail x{i}@gmail.com\n\n```\nip = '8.8.8.{i}'\n```")
+        for i in range(4)
+    ]
+    ds = ray.data.from_arrow(rows_to_table(rows)).repartition(2)
+    ds = ds.map_batches(extract_batch, batch_format="pyarrow").map_batches(redact_batch, batch_format="pyarrow")
+    table = pa.concat_tables(ray.get(ds.to_arrow_refs())).sort_by("url")
+    assert table.schema.field("code_spans").type == DOC_SCHEMA.field("code_spans").type
+    for text, spans in zip(table["text"].to_pylist(), spans_of(table["code_spans"]), strict=True):
+        assert texts(text, spans) == ["ip = '<IP_ADDRESS>'"]
