@@ -84,12 +84,19 @@ def param_count(config: GPTConfig) -> int:
     return config.vocab_size * d + config.n_layer * per_layer + d  # + the final RMSNorm
 
 
+def non_embedding_params(config: GPTConfig) -> int:
+    """Parameters outside the (tied) embedding: what scaling laws count (Kaplan et al. 2020), since at these sizes
+    a 32k embedding is most of a small model (8.2M of tiny's 11.4M) and does little of its computation."""
+    return param_count(config) - config.vocab_size * config.d_model
+
+
 def choose_size(tokens: int, vocab_size: int = REFERENCE_VOCAB) -> str:
-    """The size (debug excluded) whose parameter count is nearest ``tokens / 20`` in log space (Chinchilla)."""
+    """The size (debug excluded) whose non-embedding parameter count is nearest ``tokens / 20`` in log space
+    (Chinchilla's 20 tokens per parameter)."""
     if tokens <= 0:
         raise ValueError(f"a token budget must be positive; got {tokens}")
     target = tokens / TOKENS_PER_PARAM
-    counts = {n: param_count(replace(c, vocab_size=vocab_size)) for n, c in SIZES.items() if n != "debug"}
+    counts = {n: non_embedding_params(replace(c, vocab_size=vocab_size)) for n, c in SIZES.items() if n != "debug"}
     return min(counts, key=lambda n: abs(math.log(counts[n] / target)))
 
 

@@ -44,14 +44,30 @@ from torch.nn.parallel import DistributedDataParallel
 
 from pretrain.data import data_info, train_loader
 from pretrain.heldout import held_out_bpb
-from pretrain.model import GPT, SIZES, TOKENS_PER_PARAM, choose_size, model_config, param_count, save_checkpoint
+from pretrain.model import (
+    GPT,
+    SIZES,
+    TOKENS_PER_PARAM,
+    choose_size,
+    model_config,
+    non_embedding_params,
+    save_checkpoint,
+)
 
 CHECKPOINT = "ckpt.pt"
 METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
 TIMING_WARMUP_STEPS = 10
 # Dense bf16 tensor-core peak per GPU (datasheets), matched against torch.cuda.get_device_name in this order.
-PEAK_BF16_FLOPS = (("H100 PCIe", 756e12), ("H100", 989e12), ("H200", 989e12), ("A100", 312e12))
+# dense bf16 peak by device name, the most specific first: H100 PCIe, NVL and SXM differ (NVIDIA's datasheets)
+PEAK_BF16_FLOPS = (
+    ("H100 PCIe", 756e12),
+    ("H100 NVL", 835e12),
+    ("H100", 989e12),
+    ("H200 NVL", 835e12),
+    ("H200", 989e12),
+    ("A100", 312e12),
+)
 _SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "t": 10**12}
 
 
@@ -275,11 +291,11 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device) -> dic
     if size == "auto":
         size = choose_size(cfg.tokens, info.vocab_size)
         sizes = [n for n in SIZES if n != "debug"]
-        counts = ", ".join(f"{n} {param_count(model_config(n, info.vocab_size, 1)) / 1e6:.1f}M" for n in sizes)
+        counts = ", ".join(f"{n} {non_embedding_params(model_config(n, info.vocab_size, 1)) / 1e6:.1f}M" for n in sizes)
         log(
             f"--model auto: {cfg.tokens:,} tokens / {TOKENS_PER_PARAM} tokens per parameter (Chinchilla) = "
-            f"{cfg.tokens / TOKENS_PER_PARAM / 1e6:.1f}M parameters; nearest in log space of ({counts} at a "
-            f"{info.vocab_size:,}-token vocabulary): {size}"
+            f"{cfg.tokens / TOKENS_PER_PARAM / 1e6:.1f}M non-embedding parameters; nearest in log space of "
+            f"({counts}): {size}"
         )
     gpt_config = model_config(size, info.vocab_size, cfg.seq_len)
     tokens_per_step = cfg.batch_size * cfg.seq_len * cfg.grad_accum * world

@@ -17,7 +17,16 @@ import torch
 from dataengine.shards.loader import PackedDataset
 from dataengine.shards.reader import read_shard
 from pretrain.heldout import held_out_bpb
-from pretrain.model import GPT, SIZES, choose_size, chunked_cross_entropy, load_checkpoint, model_config, param_count
+from pretrain.model import (
+    GPT,
+    SIZES,
+    choose_size,
+    chunked_cross_entropy,
+    load_checkpoint,
+    model_config,
+    non_embedding_params,
+    param_count,
+)
 from pretrain.train import TrainConfig, lr_at, parse_tokens, train
 from tests.test_inspect import build_output
 
@@ -175,11 +184,12 @@ def test_cli_runs_and_refuses_an_existing_run(output: Path, tmp_path: Path) -> N
     assert "--resume" in again.stderr and len(again.stderr.strip().splitlines()) == 1
 
 
-def test_choose_size_follows_chinchilla() -> None:
-    counts = {name: param_count(config) for name, config in SIZES.items()}
+def test_choose_size_follows_chinchilla_on_non_embedding_parameters() -> None:
+    counts = {name: non_embedding_params(config) for name, config in SIZES.items()}
+    assert counts["tiny"] == param_count(SIZES["tiny"]) - 32_000 * 256  # tiny's embedding is 8.2M of its 11.4M
     for name in ("tiny", "small", "base"):
         assert choose_size(20 * counts[name]) == name
-    for tokens, name in ((200_000_000, "tiny"), (600_000_000, "small"), (2_500_000_000, "base")):
+    for tokens, name in ((50_000_000, "tiny"), (400_000_000, "small"), (2_000_000_000, "base")):
         assert choose_size(tokens) == name
         assert 1 / 1.5 < counts[name] / (tokens / 20) < 1.5  # within 1.5x of 20 tokens per parameter
     assert counts["debug"] < counts["tiny"] < counts["small"] < counts["base"]
