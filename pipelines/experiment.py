@@ -384,7 +384,7 @@ def _child_env() -> dict[str, str]:
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     keys = ("mixes", "controls", "reference", "seeds", "model", "tokens", "suite", "last_evals", "total_tokens")
-    keys += ("max_text_epochs",)
+    keys = (*keys, "max_text_epochs")
     return {k: getattr(args, k) for k in keys}
 
 
