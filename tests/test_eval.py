@@ -420,7 +420,7 @@ def test_registry_lists_known_tasks_on_an_unknown_name() -> None:
 
 def test_default_suite_and_decontamination_texts(tmp_path: Path) -> None:
     suite = load_suite("default")
-    assert suite.primary == "reasoning" and suite.composites["reasoning"].metric == "p_norm_skill"
+    assert suite.primary == "reasoning" and suite.composites["reasoning"].metric == "calibrated_margin"
     assert {t.name for t in suite.tasks} <= set(TASKS)
     assert "humaneval" not in suite.composites["reasoning"].tasks
     small = tmp_path / "small.yaml"
