@@ -416,7 +416,30 @@ def write_markdown(result: dict[str, Any]) -> str:
         "least two seeds are paired with the baseline's and its hierarchical paired bootstrap (seeds and items "
         "resampled jointly) gives p < 0.05; per-task verdicts (experiment.json, report.html) are Holm-corrected."
     )
-    return "\n".join([*lines, "", note]) + "\n"
+    return "\n".join([*lines, "", note, "", *_task_table(result)]) + "\n"
+
+
+def _task_table(result: dict[str, Any]) -> list[str]:
+    """Per task: its primary metric's null and the baseline's score, then each rung's paired difference from the
+    baseline with its minimum detectable effect and Holm-corrected verdict (where the evaluations carry them)."""
+    base = result["baseline"]
+    others = [r["name"] for r in result["rungs"] if r["name"] in result["vs_baseline"]]
+    if not others or not all("mde" in result["vs_baseline"][r].get(COMPOSITE, {}) for r in others):
+        return []
+    lines = [
+        f"| task (metric) | null | {base} | {' | '.join(f'{r}: Δ (MDE), verdict' for r in others)} |",
+        "|---" * (len(others) + 3) + "|",
+    ]
+    for task in result["tasks"]:
+        score = result["results"][base][task]
+        null = "—" if score.get("null") is None else f"{score['null']:.4f}"
+        cells = []
+        for rung in others:
+            cmp = result["vs_baseline"][rung][task]
+            p = cmp.get("p_holm", cmp["p"])
+            cells.append(f"{cmp['diff']:+.4f} ({cmp['mde']:.4f}), {cmp['verdict']} (p {p:.2g})")
+        lines.append(f"| {task} ({score['metric']}) | {null} | {score['mean']:.4f} | {' | '.join(cells)} |")
+    return lines
 
 
 def _epochs(result: dict[str, Any], rung: str, source: str) -> str:

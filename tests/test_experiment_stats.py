@@ -68,6 +68,8 @@ def test_paired_bootstrap_detects_a_known_effect_and_calls_a_null_one_noise() ->
     assert result["results"]["better"]["composite"]["null"] == 0.0
     summary = write_markdown(result)
     assert "minimum detectable effect (80% power)" in summary and "| epochs of web_en in training | 2.00 |" in summary
+    task_rows = [line for line in summary.splitlines() if line.startswith("| task_a")]
+    assert len(task_rows) == 1 and "higher than baseline" in task_rows[0] and "within noise" in task_rows[0]
 
 
 def test_one_seed_never_gives_a_verdict_and_more_items_lower_the_detectable_effect() -> None:
