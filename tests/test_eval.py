@@ -498,6 +498,10 @@ def test_a_model_that_ignores_the_question_scores_its_null_on_the_calibrated_mar
     assert result.null["calibrated_margin"]["mean"] == pytest.approx(0.0, abs=1e-9)
     margin, null = result.metrics["margin"], result.null["margin"]
     assert margin.lo > null["mean"] + 2 * null["sd"] and result.metrics["acc_norm"].value == 1.0
+    single = [Item(f"Is {i} even? ", it.choices, it.answer) for i, it in enumerate(items)]
+    one_line = Task("one line", single, "en", "nl", "mc", "one-line prompts: examples left", "test", shots=2)
+    result = score_task(unigram, tokenizer, one_line, seq_len=512, bos_id=bos)
+    np.testing.assert_allclose(result.items["calibrated_margin"], 0.0, atol=1e-9)
 
 
 def test_a_uniform_model_scores_exactly_its_null(tokenizer: Tokenizer) -> None:

@@ -15,7 +15,8 @@ Metrics of a multiple-choice task, per item, each with a bootstrap 95% CI over i
 probability per UTF-8 byte, as scored):
 
 - ``calibrated_margin`` (the primary metric): ``margin`` minus the same margin scored with the question removed
-  from the context (``Task.render_without_question``: the same few-shot examples and answer cue), DCPMI-style.  It
+  from the context (``Task.render_without_question``: the same few-shot examples and answer cue; the same scored
+  text, byte for byte), DCPMI-style.  It
   moves only when the question changes the model's preference: a model that prefers some answers whatever the
   question (a unigram model; a small model that likes round numbers) scores 0 on every item, exactly;
 - ``margin``: ``lpb`` of the correct choice minus the mean ``lpb`` of the distractors (bits per byte, continuous,
@@ -230,9 +231,10 @@ def score_task(
         raise ValueError(f"task {task.name}: a multiple-choice item needs at least two choices")
     prompts = [task.render(i, k, seed) for i in range(len(task.items))]
     pairs = [(prompt, text) for i, prompt in enumerate(prompts) for text in task.continuations(i)]
-    if task.kind == "mc":  # the same choices after the same examples, the question removed (calibration)
-        bare = [task.render_without_question(i, k, seed) for i in range(len(task.items))]
-        pairs += [(prompt, text) for i, prompt in enumerate(bare) for text in task.continuations(i)]
+    if task.kind == "mc":  # the same scored text after the same examples, the question removed (calibration)
+        for i, prompt in enumerate(prompts):
+            bare, moved = task.render_without_question(i, k, seed).rstrip(), prompt[len(prompt.rstrip()) :]
+            pairs += [(bare, moved + text) for text in task.continuations(i)]
     ctx, cont, nbytes = encode_pairs(tokenizer, pairs, bos_id)
     loglik = loglikelihoods(model, ctx, cont, seq_len, device, batch_size)
     answers = np.array([item.answer for item in task.items])
