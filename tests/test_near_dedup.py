@@ -18,9 +18,11 @@ import ray.data
 import xxhash
 
 from dataengine.config import LineDedupConfig, NearDedupConfig, ShingleSpec, SourceConfig
+from dataengine.dedup.components import connected_components
 from dataengine.dedup.labelled import EDITS, LabelledPair, accuracy, labelled_pairs, ref_shingles
 from dataengine.dedup.lines import STAGE as LINE_STAGE
-from dataengine.dedup.lsh import components, find_near_duplicates
+from dataengine.dedup.lines import line_dedup, pairs_in
+from dataengine.dedup.lsh import find_near_duplicates
 from dataengine.dedup.minhash import CHAR_MULT, NGRAM_WEIGHTS, permutations, signatures
 from dataengine.dedup.near import near_dedup, signature_rows
 from dataengine.schema import doc_row, rows_to_table
@@ -78,9 +80,70 @@ def test_signatures_equal_a_straightforward_reference(spec: ShingleSpec) -> None
     assert sigs.tolist() == expected
 
 
-def test_components_label_by_the_smallest_node() -> None:
+def components(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
+    """In-memory reference: label of each of ``n`` nodes = the smallest node index of its component (edges
+    ``a[i]-b[i]``), by min-label propagation with pointer jumping."""
+    labels = np.arange(n)
+    while True:
+        low = np.minimum(labels[a], labels[b])
+        new = labels.copy()
+        np.minimum.at(new, a, low)
+        np.minimum.at(new, b, low)
+        new = new[new]
+        if np.array_equal(new, labels):
+            return labels
+        labels = new
+
+
+def test_reference_components_label_by_the_smallest_node() -> None:
     a, b = np.array([5, 3, 3, 7, 8]), np.array([4, 4, 6, 6, 9])
     assert components(a, b, 10).tolist() == [0, 1, 2, 3, 3, 3, 3, 3, 8, 8]
+
+
+def _graph() -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Ids in shuffled order, and edges: a 200-node chain, a 50-leaf star around a large id, random small
+    clusters, repeated and reversed edges, self-loops: components that need several rounds."""
+    rng = random.Random(5)
+    ids = [f"doc-{rng.getrandbits(40):010x}" for _ in range(400)]
+    a, b = list(range(199)), list(range(1, 200))  # chain 0-1-...-199
+    a += [250] * 50 + list(range(260, 270))
+    b += list(range(200, 250)) + [250] * 10  # star: the centre is neither the smallest nor the largest id
+    for _ in range(100):
+        x = rng.randrange(270, 400)
+        a.append(x)
+        b.append(min(399, x + rng.randrange(1, 4)))
+    a += [5, 17, 300]
+    b += [4, 17, 301]
+    return ids, np.array(a), np.array(b)
+
+
+def test_distributed_components_equal_the_reference(ray_local: None) -> None:
+    ids, a, b = _graph()
+    order = np.argsort(ids)  # index order = id order, as the reference labels by the smallest index
+    rank = np.empty(len(ids), np.int64)
+    rank[order] = np.arange(len(ids))
+    nodes = np.unique(np.concatenate([a, b]))
+    labels = components(rank[a], rank[b], len(ids))
+    expected = {ids[n]: ids[order[labels[rank[n]]]] for n in nodes if labels[rank[n]] != rank[n]}
+    edges = pa.table({"a": [ids[i] for i in a], "b": [ids[i] for i in b]})
+    results = []
+    for blocks in (1, 3):
+        ds = ray.data.from_arrow([edges.slice(i * len(a) // blocks, len(a) // blocks + 1) for i in range(blocks)])
+        found, rounds = connected_components(ds.materialize())
+        rows = found.take_all()
+        assert {r["id"]: r["kept"] for r in rows} == expected and len(rows) == len(expected)
+        assert rounds >= 3  # the chain needs several rounds
+        results.append(sorted((r["id"], r["kept"]) for r in rows))
+    assert results[0] == results[1]
+
+
+def test_pairs_in_equals_a_set() -> None:
+    rng = np.random.default_rng(0)
+    rows, keys = rng.integers(0, 20, 500), rng.integers(0, 30, 500).astype(np.uint64)
+    set_rows, set_keys = rng.integers(0, 20, 80), rng.integers(0, 30, 80).astype(np.uint64)
+    members = set(zip(set_rows.tolist(), set_keys.tolist(), strict=True))
+    expected = [(r, k) in members for r, k in zip(rows.tolist(), keys.tolist(), strict=True)]
+    assert pairs_in(rows, keys, set_rows, set_keys).tolist() == expected
 
 
 # -- accuracy on a labelled set ------------------------------------------------------------------------------
@@ -107,7 +170,7 @@ def _duplicates(rows: list[dict], cfg: NearDedupConfig, blocks: int = 4) -> dict
         signature_rows, fn_kwargs={"cfg": cfg, "domain_of": DOMAINS}, batch_format="pyarrow"
     )
     found = find_near_duplicates(sigs.materialize(), cfg)
-    return {r["id"]: (r["kept"], r["jaccard"]) for r in found.to_pylist()}
+    return {r["id"]: (r["kept"], r["jaccard"]) for r in found.take_all()}
 
 
 def _rows(pairs: list[LabelledPair]) -> list[tuple[dict, dict]]:
@@ -195,3 +258,23 @@ def test_stage_removes_boilerplate_lines_then_rejects_near_duplicates(ray_local:
     assert dropped["reject"] == "near_dedup:duplicate"
     assert re.fullmatch(rf"kept={kept['id']} jaccard=0\.9\d|kept={kept['id']} jaccard=1\.00", dropped["reject_detail"])
     assert result["c0.py"]["text"].endswith(footer[1] + "\n# 0")
+
+
+def test_line_dedup_is_the_same_whatever_the_blocks(ray_local: None) -> None:
+    footer = "Previous | Next | Index"
+    rows = [
+        doc_row(source="web_en", kind="text", url=f"p{i}", text=f"{_words(30, i)}\n{footer}\n{footer}")
+        for i in range(15)
+    ]
+    rows.append(doc_row(source="web_en", kind="text", url="rejected", text=footer, reject="min_length:too_short"))
+    rows.append(doc_row(source="code", kind="text", url="c.py", text=f"x = 1\n{footer}"))
+    cfg = LineDedupConfig(min_docs=10)
+    results = []
+    for blocks in (1, 3):
+        out, removed = line_dedup(_dataset(rows, blocks).materialize(), DOMAINS, cfg)
+        assert removed == {"web_en": {"lines": 30, "bytes": 30 * len(footer)}, "web_zh": {"lines": 0, "bytes": 0}}
+        by_url = {r["url"]: r for r in out.take_all()}
+        assert by_url["p3"]["text"] == _words(30, 3) and by_url["rejected"]["text"] == footer
+        assert by_url["c.py"]["text"].endswith(footer)
+        results.append(sorted((r["id"], r["text"], r["reject"]) for r in by_url.values()))
+    assert results[0] == results[1]

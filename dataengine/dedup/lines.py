@@ -2,8 +2,14 @@
 (navigation, footers, "previous / next" links, licence notices) and are removed from every document.
 
 A line is compared after normalisation (case, digits, punctuation, whitespace), so "Page 3 of 12" and
-"page 4 of 12" are one line.  Counting is a Ray Data groupby on a partition of the (source, line hash) key:
-no node holds all lines; only the hashes of the boilerplate lines (at most lines / ``min_docs``) come back.
+"page 4 of 12" are one line.  Two shuffles, no per-line or per-document state on the driver:
+
+1. one row per (document, distinct line) grouped by a partition of the (source, line hash) key: each line found
+   in ``min_docs`` documents or more yields one row per document holding it, ``(id, key)``;
+2. those rows co-grouped with the documents by a partition of the id (``cogroup``): each partition removes its
+   documents' boilerplate lines.
+
+The driver holds the document count (to size partitions) and the lines and bytes removed per source.
 """
 
 from __future__ import annotations
@@ -14,11 +20,13 @@ import pyarrow.compute as pc
 import ray.data
 
 from dataengine.config import LineDedupConfig, ShingleSpec
+from dataengine.dedup.cogroup import cogroup, partitions
 from dataengine.dedup.minhash import U64, fmix64, gaps, hash_strings, normalise
 from dataengine.schema import reject_rows, set_column, stable_hash
 
 STAGE = "line_dedup"
 _NORM = ShingleSpec()  # lower case, digit runs -> 0, punctuation -> space
+DOCS_PER_PARTITION = 20_000  # documents, with their text, grouped in one task's memory
 
 
 class Lines:
@@ -54,11 +62,13 @@ def _line_rows(table: pa.Table, domain_of: dict[str, str], cfg: LineDedupConfig,
     new[1:] = (keys[1:] != keys[:-1]) | (parent[1:] != parent[:-1])
     starts = np.flatnonzero(new)
     counts = np.diff(np.append(starts, len(keys)))
+    doc = pa.array(parent[starts], pa.int64())
     return pa.table(
         {
             "part": (keys[starts] % U64(parts)).astype(np.int32),
             "key": keys[starts],
-            "source": pa.array(sources, pa.string()).take(pa.array(parent[starts], pa.int64())),
+            "id": table["id"].take(doc),
+            "source": pa.array(sources, pa.string()).take(doc),
             "lines": counts.astype(np.int64),
             "bytes": np.add.reduceat(nbytes, starts) if len(starts) else np.zeros(0, np.int64),
         }
@@ -66,42 +76,46 @@ def _line_rows(table: pa.Table, domain_of: dict[str, str], cfg: LineDedupConfig,
 
 
 def _boilerplate(group: pa.Table, min_docs: int) -> pa.Table:
+    """The rows of the lines found in ``min_docs`` documents or more, sorted by (id, key)."""
     keys, inverse, docs = np.unique(group["key"].to_numpy(), return_inverse=True, return_counts=True)
-    frequent = group.filter(pa.array(docs[inverse] >= min_docs))
-    totals = frequent.group_by(["key", "source"]).aggregate([("lines", "sum"), ("bytes", "sum")])
-    return totals.rename_columns(["key", "source", "lines", "bytes"])
+    frequent = group.filter(pa.array(docs[inverse] >= min_docs)).select(["id", "key", "source", "lines", "bytes"])
+    return frequent.sort_by([("id", "ascending"), ("key", "ascending")])
 
 
-def find_boilerplate(
-    docs: ray.data.Dataset, domain_of: dict[str, str], cfg: LineDedupConfig
-) -> tuple[np.ndarray, dict[str, dict[str, int]]]:
-    """Sorted keys of the boilerplate lines, and per source the lines and bytes they take up."""
-    parts = max(2, docs.count() // 20_000 + 1)
-    rows = docs.map_batches(
-        _line_rows, fn_kwargs={"domain_of": domain_of, "cfg": cfg, "parts": parts}, batch_format="pyarrow"
-    )
-    found = rows.groupby("part", num_partitions=parts).map_groups(
-        _boilerplate, fn_kwargs={"min_docs": cfg.min_docs}, batch_format="pyarrow"
-    )
-    removed = {name: {"lines": 0, "bytes": 0} for name, domain in sorted(domain_of.items()) if domain in cfg.domains}
-    keys = []
-    for batch in found.iter_batches(batch_format="pyarrow", batch_size=None):
-        keys.append(batch["key"].to_numpy())
-        for row in batch.select(["source", "lines", "bytes"]).to_pylist():
-            removed[row["source"]]["lines"] += row["lines"]
-            removed[row["source"]]["bytes"] += row["bytes"]
-    return np.unique(np.concatenate(keys)) if keys else np.zeros(0, dtype=U64), removed
+def _totals(table: pa.Table) -> pa.Table:
+    return table.group_by("source").aggregate([("lines", "sum"), ("bytes", "sum")])
 
 
-def remove_lines(table: pa.Table, boilerplate: np.ndarray, domain_of: dict[str, str], cfg: LineDedupConfig) -> pa.Table:
-    """Ray Data ``map_batches`` function: drop boilerplate lines; a document left blank is rejected."""
+def pairs_in(rows: np.ndarray, keys: np.ndarray, set_rows: np.ndarray, set_keys: np.ndarray) -> np.ndarray:
+    """Whether each ``(rows[i], keys[i])`` is one of the pairs ``(set_rows[j], set_keys[j])`` (sort-based)."""
+    r = np.concatenate([set_rows, rows])
+    k = np.concatenate([set_keys, keys])
+    probe = np.concatenate([np.zeros(len(set_rows), np.int8), np.ones(len(rows), np.int8)])
+    order = np.lexsort((probe, k, r))  # within equal pairs, the set's member sorts first
+    r, k, probe = r[order], k[order], probe[order]
+    new = np.ones(len(r), dtype=bool)
+    new[1:] = (r[1:] != r[:-1]) | (k[1:] != k[:-1])
+    starts = np.flatnonzero(new)
+    first = np.repeat(starts, np.diff(np.append(starts, len(r))))
+    found = np.empty(len(r), dtype=bool)
+    found[order] = probe[first] == 0
+    return found[len(set_rows) :]
+
+
+def remove_lines(
+    docs: pa.Table | None, boilerplate: pa.Table | None, domain_of: dict[str, str], cfg: LineDedupConfig
+) -> pa.Table:
+    """``cogroup`` function: one partition's documents (sorted by id) without their boilerplate lines (``(id,
+    key)`` rows); a document left blank is rejected."""
+    assert docs is not None, "every boilerplate row's id is a document's"
+    table = docs.sort_by([("id", "ascending")])
     rows = np.flatnonzero(_enabled(table, domain_of, cfg))
-    if len(rows) == 0 or len(boilerplate) == 0:
+    if len(rows) == 0 or boilerplate is None:
         return table
     picked = pa.array(rows, pa.int64())
     lines = Lines(table["text"].take(picked).combine_chunks(), table["source"].take(picked).to_pylist())
-    pos = np.minimum(np.searchsorted(boilerplate, lines.keys), len(boilerplate) - 1)
-    drop = (boilerplate[pos] == lines.keys) & (lines.keys != 0)
+    owner = pc.index_in(boilerplate["id"], value_set=table["id"].take(picked)).to_numpy(zero_copy_only=False)
+    drop = pairs_in(lines.parent, lines.keys, owner, boilerplate["key"].to_numpy()) & (lines.keys != 0)
     if not drop.any():
         return table
     keep = ~drop
@@ -118,3 +132,29 @@ def remove_lines(table: pa.Table, boilerplate: np.ndarray, domain_of: dict[str, 
             rejects[row] = f"{STAGE}:only_boilerplate"
     table = set_column(table, "text", pa.array(texts, pa.string()))
     return reject_rows(table, rejects)
+
+
+def line_dedup(
+    docs: ray.data.Dataset, domain_of: dict[str, str], cfg: LineDedupConfig
+) -> tuple[ray.data.Dataset, dict[str, dict[str, int]]]:
+    """The documents without their boilerplate lines, and per enabled source the lines and bytes removed.
+
+    ``docs`` is read twice (lines, then the co-group): pass a materialised dataset.
+    """
+    parts = partitions(docs.count(), DOCS_PER_PARTITION)
+    rows = docs.map_batches(
+        _line_rows, fn_kwargs={"domain_of": domain_of, "cfg": cfg, "parts": parts}, batch_format="pyarrow"
+    )
+    found = rows.groupby("part", num_partitions=parts).map_groups(
+        _boilerplate, fn_kwargs={"min_docs": cfg.min_docs}, batch_format="pyarrow"
+    )
+    found = found.materialize()
+    removed = {name: {"lines": 0, "bytes": 0} for name, domain in sorted(domain_of.items()) if domain in cfg.domains}
+    for row in found.map_batches(_totals, batch_format="pyarrow").iter_rows():  # O(blocks x sources) rows
+        removed[row["source"]]["lines"] += row["lines_sum"]
+        removed[row["source"]]["bytes"] += row["bytes_sum"]
+    if not any(r["lines"] for r in removed.values()):
+        return docs, removed
+    boilerplate = found.select_columns(["id", "key"])
+    out = cogroup(docs, boilerplate, ("id", "id"), parts, remove_lines, {"domain_of": domain_of, "cfg": cfg})
+    return out, removed

@@ -1,15 +1,16 @@
 """LSH banding -> verified candidate edges -> connected components -> the smallest id of each component is kept.
 
-The two shuffles are Ray Data groupbys on a partition number taken from the (band, band hash) bucket; each
-partition is grouped vectorised (numpy/Arrow sorts, not one Python call per bucket):
+Every step is a Ray Data shuffle; partitions are grouped vectorised (numpy/Arrow sorts, not one Python call per
+bucket), and the driver holds only counts (documents, edges, rounds):
 
-1. signatures -> one row per (document, band): which buckets hold two documents or more;
-2. only the documents of those buckets, with their signatures: star edges from each member to the smallest
-   id of its bucket, kept when the signatures agree on ``threshold`` of their values (estimated Jaccard);
-3. connected components of the edges in the driver (min-label propagation in numpy): the driver holds the
-   edge list (two ids and a float per edge) and the signatures of the kept document of each component,
-   never all signatures;
-4. a map over the signatures: each duplicate's estimated Jaccard to the document kept in its place.
+1. signatures -> one row per (document, band) ``(bucket, id)``, grouped by a partition of the bucket: the rows
+   of the buckets that hold two documents or more;
+2. those rows co-grouped with the signatures by id (``cogroup``), then grouped by bucket partition again: star
+   edges from each member to the smallest id of its bucket, kept when the signatures agree on ``threshold`` of
+   their values (estimated Jaccard);
+3. connected components of the edges, distributed (``components.py``): ``(id, kept)`` for each duplicate;
+4. two co-groups with the signatures (on ``id``, then on ``kept``): each duplicate's estimated Jaccard to the
+   document kept in its place.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ import pyarrow.compute as pc
 import ray.data
 
 from dataengine.config import NearDedupConfig
+from dataengine.dedup.cogroup import cogroup, partitions
+from dataengine.dedup.components import connected_components
 from dataengine.dedup.minhash import U64, estimated_jaccard, fmix64, seeded_u64
 from dataengine.schema import stable_hash
-
-ROWS_PER_PARTITION = 500_000  # band rows per groupby partition (a partition is grouped in one task's memory)
 
 
 def sig_matrix(column: pa.Array | pa.ChunkedArray, num_perm: int) -> np.ndarray:
@@ -55,30 +56,35 @@ def _partition(buckets: np.ndarray, parts: int) -> np.ndarray:
 
 
 def _band_rows(table: pa.Table, cfg: NearDedupConfig, parts: int) -> pa.Table:
-    buckets = band_buckets(sig_matrix(table["sig"], cfg.num_perm), table["source"].to_pylist(), cfg).ravel()
-    return pa.table({"part": _partition(buckets, parts), "bucket": buckets})
+    sigs = sig_matrix(table["sig"], cfg.num_perm)
+    buckets = band_buckets(sigs, table["source"].to_pylist(), cfg)
+    doc = pa.array(np.repeat(np.arange(len(sigs)), buckets.shape[1]), pa.int64())
+    buckets = buckets.ravel()
+    return pa.table({"part": _partition(buckets, parts), "bucket": buckets, "id": table["id"].take(doc)})
 
 
 def _shared_buckets(group: pa.Table) -> pa.Table:
-    buckets, counts = np.unique(group["bucket"].to_numpy(), return_counts=True)
-    return pa.table({"bucket": buckets[counts > 1]})
+    """The rows of the buckets that hold two documents or more."""
+    buckets, inverse, counts = np.unique(group["bucket"].to_numpy(), return_inverse=True, return_counts=True)
+    return group.filter(pa.array(counts[inverse] > 1))
 
 
-def _candidate_rows(table: pa.Table, shared: np.ndarray, cfg: NearDedupConfig, parts: int) -> pa.Table:
-    sigs = sig_matrix(table["sig"], cfg.num_perm)
-    buckets = band_buckets(sigs, table["source"].to_pylist(), cfg)
-    pos = np.searchsorted(shared, buckets)
-    hit = shared[np.minimum(pos, len(shared) - 1)] == buckets
-    doc, band = np.nonzero(hit)
-    picked = pa.array(doc, pa.int64())
-    return pa.table(
-        {
-            "part": _partition(buckets[doc, band], parts),
-            "bucket": buckets[doc, band],
-            "id": table["id"].take(picked),
-            "sig": table["sig"].take(picked),
-        }
-    )
+def _attach_sig(left: pa.Table | None, sigs: pa.Table | None, on: str, name: str, schema: pa.Schema) -> pa.Table:
+    """``cogroup`` function: the left rows, sorted, with the signature of the document their ``on`` names."""
+    if left is None:
+        return schema.empty_table()
+    assert sigs is not None, "every id has a signature"
+    sig = sigs["sig"].take(pc.index_in(left[on], value_set=sigs["id"]))
+    order = [(n, "ascending") for n in schema.names if n != "sig" and n != "kept_sig"]
+    return left.append_column(name, sig).select(schema.names).sort_by(order)
+
+
+def _join_sig(
+    left: ray.data.Dataset, sigs: ray.data.Dataset, on: str, name: str, schema: pa.Schema, parts: int
+) -> ray.data.Dataset:
+    """``left`` with column ``name``: the signature (from ``sigs``'s ``id, sig``) of the id in column ``on``."""
+    kwargs = {"on": on, "name": name, "schema": schema}
+    return cogroup(left, sigs, (on, "id"), parts, _attach_sig, kwargs)
 
 
 def _runs(keys: np.ndarray) -> np.ndarray:
@@ -96,95 +102,44 @@ def _verified_edges(group: pa.Table, threshold: float, num_perm: int) -> pa.Tabl
     jac = estimated_jaccard(sigs, sigs[root])
     edge = (np.arange(len(root)) != root) & (jac >= threshold)
     ids = group["id"]
-    return pa.table(
-        {
-            "a": ids.filter(pa.array(edge)),
-            "b": ids.take(pa.array(root[edge], pa.int64())),
-            "jaccard": pa.array(jac[edge], pa.float32()),
-        }
-    )
+    return pa.table({"a": ids.filter(pa.array(edge)), "b": ids.take(pa.array(root[edge], pa.int64()))})
 
 
-def components(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
-    """Label of each of ``n`` nodes = the smallest node index of its component (edges ``a[i]-b[i]``).
+def _jaccard(table: pa.Table, num_perm: int) -> pa.Table:
+    jac = estimated_jaccard(sig_matrix(table["sig"], num_perm), sig_matrix(table["kept_sig"], num_perm))
+    return pa.table({"id": table["id"], "kept": table["kept"], "jaccard": pa.array(jac, pa.float32())})
 
-    Min-label propagation with pointer jumping; a node's label is always a node of its component and only
-    decreases, so the smallest node keeps its own index and, once no edge changes, labels the component.
+
+def find_near_duplicates(sigs: ray.data.Dataset, cfg: NearDedupConfig) -> ray.data.Dataset:
+    """``(id, kept, jaccard)`` of every near-duplicate, a materialised dataset.
+
+    ``sigs`` (materialised: it is read several times) has ``id``, ``source`` and ``sig``
+    (``fixed_size_binary(4 * num_perm)``) per document.
     """
-    labels = np.arange(n)
-    while True:
-        low = np.minimum(labels[a], labels[b])
-        new = labels.copy()
-        np.minimum.at(new, a, low)
-        np.minimum.at(new, b, low)
-        new = new[new]
-        if np.array_equal(new, labels):
-            return labels
-        labels = new
-
-
-def _select(table: pa.Table, ids: pa.Array) -> pa.Table:
-    return table.filter(pc.is_in(table["id"], value_set=ids)).select(["id", "sig"])
-
-
-def _against_kept(table: pa.Table, dups: pa.Table, kept_sigs: pa.Table, num_perm: int) -> pa.Table:
-    """The estimated Jaccard of each duplicate in the batch to the document kept in its place."""
-    where = pc.index_in(table["id"], value_set=dups["id"])
-    hit = pc.is_valid(where)
-    kept = dups["kept"].take(where.filter(hit))
-    own = sig_matrix(table["sig"].filter(hit), num_perm)
-    theirs = sig_matrix(kept_sigs["sig"].take(pc.index_in(kept, value_set=kept_sigs["id"])), num_perm)
-    jac = estimated_jaccard(own, theirs) if len(own) else np.zeros(0)
-    return pa.table({"id": table["id"].filter(hit), "kept": kept, "jaccard": pa.array(jac, pa.float32())})
-
-
-def _collect(ds: ray.data.Dataset) -> pa.Table | None:
-    tables = [t for t in ds.iter_batches(batch_format="pyarrow", batch_size=None) if t.num_rows]
-    return pa.concat_tables(tables) if tables else None
-
-
-def find_near_duplicates(sigs: ray.data.Dataset, cfg: NearDedupConfig) -> pa.Table:
-    """``(id, kept, jaccard)`` of every near-duplicate, sorted by id.
-
-    ``sigs`` has ``id``, ``source`` and ``sig`` (``fixed_size_binary(4 * num_perm)``) per document.
-    """
-    empty = pa.table(
-        {"id": pa.array([], pa.string()), "kept": pa.array([], pa.string()), "jaccard": pa.array([], pa.float32())}
-    )
+    found = pa.schema([("id", pa.string()), ("kept", pa.string()), ("jaccard", pa.float32())])
     n_docs = sigs.count()
     if n_docs < 2:
-        return empty
-    parts = max(2, n_docs * cfg.bands // ROWS_PER_PARTITION + 1)
+        return ray.data.from_arrow(found.empty_table())
+    sig_type = pa.binary(4 * cfg.num_perm)
+    parts = partitions(n_docs * cfg.bands)
     rows = sigs.map_batches(_band_rows, fn_kwargs={"cfg": cfg, "parts": parts}, batch_format="pyarrow")
-    shared = _collect(rows.groupby("part", num_partitions=parts).map_groups(_shared_buckets, batch_format="pyarrow"))
-    if shared is None:
-        return empty
-    candidates = sigs.map_batches(
-        _candidate_rows,
-        fn_kwargs={"shared": np.sort(shared["bucket"].to_numpy()), "cfg": cfg, "parts": parts},
-        batch_format="pyarrow",
-    )
-    edges = _collect(
-        candidates.groupby("part", num_partitions=parts).map_groups(
+    shared = rows.groupby("part", num_partitions=parts).map_groups(_shared_buckets, batch_format="pyarrow")
+    id_sig = sigs.select_columns(["id", "sig"])
+    with_sig = pa.schema([("part", pa.int32()), ("bucket", pa.uint64()), ("id", pa.string()), ("sig", sig_type)])
+    candidates = _join_sig(shared, id_sig, "id", "sig", with_sig, parts)
+    edges = (
+        candidates.groupby("part", num_partitions=parts)
+        .map_groups(
             _verified_edges, fn_kwargs={"threshold": cfg.threshold, "num_perm": cfg.num_perm}, batch_format="pyarrow"
         )
+        .materialize()
     )
-    if edges is None:
-        return empty
-
-    nodes = pc.unique(pa.concat_arrays([edges["a"].combine_chunks(), edges["b"].combine_chunks()]))
-    nodes = nodes.take(pc.sort_indices(nodes))
-    a = pc.index_in(edges["a"], value_set=nodes).to_numpy()
-    b = pc.index_in(edges["b"], value_set=nodes).to_numpy()
-    labels = components(a, b, len(nodes))
-    dup = labels != np.arange(len(nodes))
-    dups = pa.table({"id": nodes.filter(pa.array(dup)), "kept": nodes.take(pa.array(labels[dup], pa.int64()))})
-    kept_sigs = _collect(sigs.map_batches(_select, fn_kwargs={"ids": pc.unique(dups["kept"])}, batch_format="pyarrow"))
-    found = _collect(
-        sigs.map_batches(
-            _against_kept,
-            fn_kwargs={"dups": dups, "kept_sigs": kept_sigs, "num_perm": cfg.num_perm},
-            batch_format="pyarrow",
-        )
-    )
-    return found.sort_by("id")
+    if edges.count() == 0:
+        return ray.data.from_arrow(found.empty_table())
+    kept, _ = connected_components(edges)
+    parts = partitions(n_docs)
+    own = pa.schema([("id", pa.string()), ("kept", pa.string()), ("sig", sig_type)])
+    dups = _join_sig(kept, id_sig, "id", "sig", own, parts)
+    theirs = pa.schema([*own, ("kept_sig", sig_type)])
+    dups = _join_sig(dups, id_sig, "kept", "kept_sig", theirs, parts)
+    return dups.map_batches(_jaccard, fn_kwargs={"num_perm": cfg.num_perm}, batch_format="pyarrow").materialize()

@@ -2,7 +2,8 @@
 
 Lines go first so that shared navigation and footers do not make distinct pages look alike.  Signatures are
 computed once per kept document (a ``map_batches`` over the documents, per source domain's shingle spec) and
-held in Ray's object store; the LSH steps (``lsh.py``) read them from there.
+held in Ray's object store; the LSH steps (``lsh.py``) read them from there.  The duplicates found stay a Ray
+dataset, co-grouped with the documents by id: the driver holds counts and the lines removed per source only.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import pyarrow.compute as pc
 import ray.data
 
 from dataengine.config import NearDedupConfig, SourceConfig
-from dataengine.dedup.lines import find_boilerplate, remove_lines
+from dataengine.dedup.cogroup import cogroup, partitions
+from dataengine.dedup.lines import DOCS_PER_PARTITION, line_dedup
 from dataengine.dedup.lsh import find_near_duplicates
 from dataengine.dedup.minhash import signatures
 from dataengine.schema import reject_rows
@@ -39,8 +41,13 @@ def signature_rows(table: pa.Table, cfg: NearDedupConfig, domain_of: dict[str, s
     return pa.concat_tables(parts)
 
 
-def mark_near_duplicates(table: pa.Table, duplicates: pa.Table) -> pa.Table:
-    """Ray Data ``map_batches`` function: reject the duplicates, naming the kept id and the estimated Jaccard."""
+def mark_near_duplicates(docs: pa.Table | None, duplicates: pa.Table | None) -> pa.Table:
+    """``cogroup`` function: one partition's documents, sorted by id, with the duplicates among them rejected
+    (naming the kept id and the estimated Jaccard)."""
+    assert docs is not None, "every duplicate's id is a document's"
+    table = docs.sort_by([("id", "ascending")])
+    if duplicates is None:
+        return table
     where = pc.index_in(table["id"], value_set=duplicates["id"]).to_pylist()
     kept, jac = duplicates["kept"].to_pylist(), duplicates["jaccard"].to_pylist()
     rejects = [None if i is None else f"{STAGE}:duplicate" for i in where]
@@ -55,15 +62,14 @@ def near_dedup(
     if not cfg.enabled:
         return docs, {}
     domain_of = {s.name: s.filter_domain for s in sources}
+    docs = docs.materialize()  # read more than once: the upstream stages run once
     removed: dict[str, dict[str, int]] = {}
     if cfg.lines.enabled and any(d in cfg.lines.domains for d in domain_of.values()):
-        boilerplate, removed = find_boilerplate(docs, domain_of, cfg.lines)
-        docs = docs.map_batches(
-            remove_lines,
-            fn_kwargs={"boilerplate": boilerplate, "domain_of": domain_of, "cfg": cfg.lines},
-            batch_format="pyarrow",
-        ).materialize()
+        docs, removed = line_dedup(docs, domain_of, cfg.lines)
+        docs = docs.materialize()
     sigs = docs.map_batches(signature_rows, fn_kwargs={"cfg": cfg, "domain_of": domain_of}, batch_format="pyarrow")
     duplicates = find_near_duplicates(sigs.materialize(), cfg)
-    docs = docs.map_batches(mark_near_duplicates, fn_kwargs={"duplicates": duplicates}, batch_format="pyarrow")
-    return docs, removed
+    if duplicates.count() == 0:
+        return docs, removed
+    parts = partitions(docs.count(), DOCS_PER_PARTITION)
+    return cogroup(docs, duplicates, ("id", "id"), parts, mark_near_duplicates), removed
