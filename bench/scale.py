@@ -208,13 +208,15 @@ def measure_build(corpus: dict[str, Any], out: Path) -> Measured:
     cmd = [sys.executable, "-c", DRIVER, str(hwm_file), "--mix", str(corpus["mix_yaml"]),
            "--sources", str(corpus["sources_yaml"]), "--out", str(out)]  # fmt: skip
     env = {**os.environ, "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    with PeakMemory(proc.pid) as tree:
-        _, stderr = proc.communicate()
-    wall = time.perf_counter() - start
+    log = out.parent / f"{out.name}.log"  # the build's progress, readable while it runs
+    with log.open("w") as stderr:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=env, stdout=stderr, stderr=stderr)
+        with PeakMemory(proc.pid) as tree:
+            proc.wait()
+        wall = time.perf_counter() - start
     if proc.returncode != 0:
-        raise RuntimeError(f"build of {out} failed ({proc.returncode}): {stderr[-3000:]}")
+        raise RuntimeError(f"build of {out} failed ({proc.returncode}): {log.read_text()[-3000:]}")
     return Measured(
         docs=sum(corpus["docs"].values()),
         text_mb=sum(corpus["text_bytes"].values()) / 1e6,
@@ -296,13 +298,15 @@ def run() -> list[Row]:
     sizes = sizes_from_env(os.environ.get("SCALE_SIZES"))
     pools = load_pools()
     print(f"pools: {len(pools.en):,} English and {len(pools.zh):,} Chinese sentences, "
-          + ", ".join(f"{len(v):,} {k} chunks" for k, v in pools.code.items()))  # fmt: skip
+          + ", ".join(f"{len(v):,} {k} chunks" for k, v in pools.code.items()), flush=True)  # fmt: skip
     _warm_models()
     results = []
     for size in sizes:
         with tempfile.TemporaryDirectory(prefix=f"scale-{size}-") as tmp:
             corpus = write_corpus(pools, size, Path(tmp) / "corpus")
+            print(f"{size:,} docs: building, progress in {tmp}/out.log", flush=True)
             m = measure_build(corpus, Path(tmp) / "out")
-        print(f"{size:,} docs: {m.wall_s:.0f} s, driver {m.driver_peak_mb:.0f} MB, tree {m.tree_peak_mb:.0f} MB")
+        print(f"{size:,} docs: {m.wall_s:.0f} s, driver {m.driver_peak_mb:.0f} MB, tree {m.tree_peak_mb:.0f} MB",
+              flush=True)  # fmt: skip
         results.append(m)
     return rows_for(results)
