@@ -107,3 +107,28 @@ def test_columns_survive_ray_stages(ray_local: None) -> None:
     assert table.schema.field("code_spans").type == DOC_SCHEMA.field("code_spans").type
     for text, spans in zip(table["text"].to_pylist(), spans_of(table["code_spans"]), strict=True):
         assert texts(text, spans) == ["ip = '<IP_ADDRESS>'"]
+
+
+PAGE = b"""<html><head><title>Iterators</title></head><body><article>
+<h1>Iterators</h1>
+<p>An iterator yields the items of a sequence one by one; call <code>next()</code> on it to get the next
+item, and the loop below shows the protocol that every for statement relies on when it walks a list.</p>
+<pre>it = iter([1, 2])
+
+while True:
+    print(next(it))</pre>
+<p>The same loop written as a comprehension is shorter and just as clear to a reader of the program text,
+and it builds the list of results in one expression instead of appending inside the loop body.</p>
+<div><code>squares = [x * x for x in range(10)]</code></div>
+<p>Both forms are equivalent, and the second one is what most Python programmers would write today.</p>
+</article></body></html>"""
+
+
+def test_html_pre_and_block_code_are_spans_inline_code_is_prose() -> None:
+    row = extract_batch(rows_to_table([doc_row(source="w", kind="html", url="http://x.test/it", raw=PAGE)]))
+    text, spans = row["text"][0].as_py(), spans_of(row["code_spans"])[0]
+    assert texts(text, spans) == [
+        "it = iter([1, 2])\n\nwhile True:\n    print(next(it))",  # its empty line kept
+        "squares = [x * x for x in range(10)]",
+    ]
+    assert "call next() on it" in text and 0.1 < row["code_share"][0].as_py() < 0.5
