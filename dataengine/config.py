@@ -251,6 +251,9 @@ class PipelineConfig(Strict):
     quality_model: QualityModelConfig = Field(default_factory=QualityModelConfig)
     pii: bool = True  # redact e-mails, public IP addresses and secrets in kept documents
     filters: list[FilterSpec] = Field(default_factory=_default_filters)
+    # the English chain: "fast" (one shared split per document, spaCy's words, the same decisions) or "datatrove"
+    # (datatrove's own filter classes, each calling spaCy itself)
+    english_rules: Literal["fast", "datatrove"] = "fast"
     exact_dedup: bool = True
     near_dedup: NearDedupConfig = Field(default_factory=NearDedupConfig)
     decontam: DecontamConfig = Field(default_factory=DecontamConfig)

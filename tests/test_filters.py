@@ -15,20 +15,16 @@ from datatrove.pipeline.filters import (
     GopherQualityFilter,
     GopherRepetitionFilter,
 )
+from datatrove.utils.text import split_into_sentences, split_into_words
 
 from dataengine.config import FilterSpec, PipelineConfig, SourceConfig
 from dataengine.extract.html import extract_html
 from dataengine.filters import QualityStage, build_rule
 from dataengine.filters.rules_code import CodeFiles, CodeLines
-from dataengine.filters.rules_text import (
-    C4Quality,
-    CjkRatio,
-    FineWebQuality,
-    GopherQuality,
-    GopherRepetition,
-    MinLength,
-)
+from dataengine.filters.rules_en import C4Quality, FineWebQuality, GopherQuality, GopherRepetition
+from dataengine.filters.rules_text import CjkRatio, DatatroveC4Quality, MinLength
 from dataengine.filters.rules_zh import OpenccT2S, ZhBoilerplate, ZhQuality, ZhRepetition, repeated_ngram_share
+from dataengine.filters.text_split import TextSplit, english_words
 from dataengine.schema import doc_row, rows_to_table
 from dataengine.sources.sample import debian_dir, ensure_packages
 from tests.corpus import LICENSES, ZH_SENTENCES
@@ -80,25 +76,252 @@ def licence_lines() -> list[str]:
     return list(dict.fromkeys(sentences))
 
 
-# --- English: datatrove's filters --------------------------------------------------------------------
+# --- English: the fast chain against datatrove's filters ------------------------------------------------
+
+PEERS = {
+    "gopher_quality": (GopherQuality, GopherQualityFilter),
+    "gopher_repetition": (GopherRepetition, GopherRepetitionFilter),
+    "c4_quality": (C4Quality, C4QualityFilter),
+    "fineweb_quality": (FineWebQuality, FineWebQualityFilter),
+}
+EN_SITES = ["python3.11-doc", "postgresql-doc-15", "git-doc", "libreoffice-help-en-us", "debian-reference-en"]
 
 
-@pytest.mark.parametrize(
-    ("ours", "theirs"),
-    [
-        (GopherQuality, GopherQualityFilter),
-        (GopherRepetition, GopherRepetitionFilter),
-        (C4Quality, C4QualityFilter),
-        (FineWebQuality, FineWebQualityFilter),
-    ],
-)
-def test_english_rules_agree_with_datatrove_on_real_text(ours, theirs) -> None:
-    texts = [p.read_text(errors="replace") for p in sorted(LICENSES.iterdir()) if p.is_file()]
-    texts += ["word " * 30, "short", "\n".join(f"- item {i}" for i in range(200)), "\n".join(licence_lines()[:40])]
-    rule, peer = ours(), theirs()
-    for text in texts:
-        expected = peer.filter(Document(text=text, id=""))
-        assert rule(text) == (None if expected is True else expected[1])
+def peer_reason(peer, text: str) -> str | None:
+    result = peer.filter(Document(text=text, id=""))
+    return None if result is True else result[1]
+
+
+@pytest.fixture(scope="module")
+def en_pages() -> list[str]:
+    """Text of real English documentation pages (every 60th page of five Debian sites), extracted as the build does."""
+    ensure_packages(EN_SITES, progress=False)
+    root = debian_dir() / "root"
+    paths = sorted(p for site in EN_SITES for p in (root / site).rglob("*.htm*") if p.is_file())
+    pages = []
+    for path in paths[::60]:
+        text, _, reason = extract_html(path.read_bytes(), f"http://sample.local/{path.relative_to(root)}")
+        if reason is None and text:
+            pages.append(text)
+    assert len(pages) > 60
+    return pages
+
+
+def test_fast_split_is_spacys_words_and_sentences(en_pages: list[str]) -> None:
+    for text in en_pages:
+        assert TextSplit(text).words() == split_into_words(text)
+    lines = [line.strip() for text in en_pages[:20] for line in text.splitlines() if line.strip()]
+    lines += ["", "A.  B. [1]", "  Lead. x", "End.\tNext one. ", "Mr.Smith went. (e.g.) yes! No?!"]
+    for line in lines:
+        assert english_words().sentences(line) == len(split_into_sentences(line)), line
+
+
+@pytest.mark.parametrize("name", sorted(PEERS))
+def test_fast_rules_decide_as_datatrove_on_real_pages(en_pages: list[str], name: str) -> None:
+    """Every page, each rule at datatrove's defaults and at the project's thresholds: the same reason or keep."""
+    ours, theirs = PEERS[name]
+    project = next(f.params for f in PipelineConfig().filters if f.name == name)
+    reasons = set()
+    for params in ({}, project):
+        rule, peer = ours(**params), theirs(**params)
+        for text in en_pages:
+            reason = rule(text)
+            assert reason == peer_reason(peer, text)
+            reasons.add(reason)
+    assert None in reasons and len(reasons) > 1  # the pages both pass and fail this rule
+
+
+def family(make, ks):
+    return [(k, make(k)) for k in ks]
+
+
+def words_of(n: int) -> list[str]:
+    words = re.sub(r"[^\w\s]", "", " ".join(licence_lines())).split()
+    return (words * (1 + n // len(words)))[:n]
+
+
+def sentences_of(n: int) -> list[str]:
+    return licence_lines()[:n]
+
+
+LINES_ONLY = {"top_n_grams": [], "dup_n_grams": []}
+NO_STOP = [w for w in words_of(400) if w not in {"the", "be", "to", "of", "and", "that", "have", "with"}]
+# (rule, params, documents k -> text sweeping one statistic across one threshold, the reason outside it)
+THRESHOLDS = [
+    ("gopher_quality", {}, lambda k: " ".join(words_of(k)), range(45, 56), "gopher_short_doc"),
+    ("gopher_quality", {"max_doc_words": 60}, lambda k: " ".join(words_of(k)), range(55, 66), "gopher_long_doc"),
+    (
+        "gopher_quality",
+        {},
+        lambda k: " ".join(words_of(60) + ["a"] * k),
+        range(60, 140, 4),
+        "gopher_below_avg_threshold",
+    ),
+    (
+        "gopher_quality",
+        {},
+        lambda k: " ".join(words_of(60) + ["internationalisations"] * k),
+        range(20, 60, 2),
+        "gopher_above_avg_threshold",
+    ),
+    ("gopher_quality", {}, lambda k: " ".join(words_of(80)) + " #" * k, range(5, 12), "gopher_too_many_hashes"),
+    ("gopher_quality", {}, lambda k: "... " * k + " ".join(words_of(80)), range(5, 12), "gopher_too_many_ellipsis"),
+    (
+        "gopher_quality",
+        {},
+        lambda k: "\n".join(("- " if i < k else "") + s for i, s in enumerate(sentences_of(20))),
+        range(16, 21),
+        "gopher_too_many_bullets",
+    ),
+    (
+        "gopher_quality",
+        {},
+        lambda k: "\n".join(s + ("..." if i < k else "") for i, s in enumerate(sentences_of(20))),
+        range(4, 9),
+        "gopher_too_many_end_ellipsis",
+    ),
+    (
+        "gopher_quality",
+        {},
+        lambda k: " ".join(words_of(100) + ["1984"] * k),
+        range(20, 30),
+        "gopher_below_alpha_threshold",
+    ),
+    (
+        "gopher_quality",
+        {},
+        lambda k: " ".join(NO_STOP[:100] + ["the", "of", "and"][:k]),
+        range(0, 4),
+        "gopher_enough_stop_words",
+    ),
+    (
+        "gopher_repetition",
+        {**LINES_ONLY, "dup_line_char_frac": None},
+        lambda k: "\n".join(sentences_of(20) + sentences_of(k)),
+        range(4, 12),
+        "dup_line_frac",
+    ),
+    (
+        "gopher_repetition",
+        {**LINES_ONLY, "dup_line_char_frac": None, "dup_para_char_frac": None},
+        lambda k: "\n\n".join(sentences_of(20) + sentences_of(k)),
+        range(4, 12),
+        "dup_para_frac",
+    ),
+    (
+        "gopher_repetition",
+        {**LINES_ONLY, "dup_line_frac": None},
+        lambda k: "\n".join(sentences_of(30) + sentences_of(2) * k),
+        range(1, 6),
+        "dup_line_char_frac",
+    ),
+    (
+        "gopher_repetition",
+        {**LINES_ONLY, "dup_para_frac": None, "dup_line_frac": None, "dup_line_char_frac": None},
+        lambda k: "\n\n".join(sentences_of(30) + sentences_of(2) * k),
+        range(1, 6),
+        "dup_para_char_frac",
+    ),
+    (
+        "gopher_repetition",
+        {"top_n_grams": [[2, 0.2]], "dup_n_grams": []},
+        lambda k: " ".join(words_of(300)) + " free software" * k,
+        range(20, 60, 4),
+        "top_2_gram",
+    ),
+    (
+        "gopher_repetition",
+        {"top_n_grams": []},
+        lambda k: " ".join(words_of(300)) + " " + " ".join(words_of(12) * k),
+        range(1, 8),
+        "duplicated_5_n_grams",
+    ),
+    (
+        "gopher_repetition",
+        {"top_n_grams": [], "dup_n_grams": [[10, 0.1]]},
+        lambda k: " ".join(words_of(300)) + " " + " ".join(words_of(10)[::-1] * k),
+        range(1, 10),
+        "duplicated_10_n_grams",
+    ),
+    ("c4_quality", {}, lambda k: "\n".join(sentences_of(k)), range(2, 8), "too_few_sentences"),
+    (
+        "c4_quality",
+        {},
+        lambda k: "\n".join(sentences_of(4) + ["Say no more. Really so."] * k),
+        range(0, 2),
+        "too_few_sentences",
+    ),
+    (
+        "c4_quality",
+        {},
+        lambda k: "\n".join(sentences_of(6) + ["Use {x} in templates."] * k),
+        range(0, 2),
+        "curly_bracket",
+    ),
+    (
+        "c4_quality",
+        {},
+        lambda k: "\n".join(sentences_of(6) + ["Lorem ipsum dolor sit amet."] * k),
+        range(0, 2),
+        "lorem_ipsum",
+    ),
+    (
+        "c4_quality",
+        {},
+        lambda k: "\n".join(sentences_of(4) + [" ".join(["word"] * k) + "."]),
+        range(1, 5),
+        "too_few_sentences",
+    ),
+    (
+        "c4_quality",
+        {"max_word_length": 20},
+        lambda k: "\n".join(sentences_of(4) + ["A " + "x" * k + " b c."]),
+        range(18, 23),
+        "too_few_sentences",
+    ),
+    (
+        "c4_quality",
+        {},
+        lambda k: "\n".join(sentences_of(4) + ["This site uses cookies to work." if k else "It works well."]),
+        range(0, 2),
+        "too_few_sentences",
+    ),
+    (
+        "fineweb_quality",
+        {},
+        lambda k: "\n".join(s.rstrip(".") + ("." if i < k else "") for i, s in enumerate(sentences_of(25))),
+        range(0, 6),
+        "line_punct_ratio",
+    ),
+    (
+        "fineweb_quality",
+        {},
+        lambda k: "\n".join(sentences_of(10) + [f"Short line {i}." for i in range(k)]),
+        range(15, 25),
+        "short_line_ratio",
+    ),
+    ("fineweb_quality", {}, lambda k: "\n".join(sentences_of(60) + sentences_of(1) * k), range(0, 3), "char_dup_ratio"),
+    (
+        "fineweb_quality",
+        {"short_line_thr": 1.0},
+        lambda k: "\n".join(f"Item {i}." for i in range(30)) + " more words" * k,
+        range(0, 8),
+        "list_ratio",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "params", "make", "ks", "reason"), THRESHOLDS)
+def test_fast_rule_each_threshold_inside_and_outside(name, params, make, ks, reason) -> None:
+    """A family of documents crossing one threshold: each decided as datatrove's class decides it, both sides met."""
+    ours, theirs = PEERS[name]
+    rule, peer = ours(**params), theirs(**params)
+    seen = set()
+    for k, text in family(make, ks):
+        expected = peer_reason(peer, text)
+        assert rule(text) == expected, (k, expected)
+        seen.add(expected)
+    assert seen == {None, reason}
 
 
 def test_c4_judges_without_editing_the_text() -> None:
@@ -111,36 +334,20 @@ def test_c4_judges_without_editing_the_text() -> None:
     assert out["text"].to_pylist() == [text]  # C4 would drop the last two lines; we only decide
 
 
-def test_gopher_repetition_duplicate_line_threshold() -> None:
-    lines = licence_lines()[:10]
-    rule = GopherRepetition(
-        dup_para_frac=None, dup_para_char_frac=None, dup_line_char_frac=None, top_n_grams=[], dup_n_grams=[]
-    )
-    inside = lines[:7] + [lines[0]] * 3  # 3 of 10 lines repeat: 0.3, not above 0.3
-    outside = lines[:6] + [lines[0]] * 4
-    assert rule("\n".join(inside)) is None
-    assert rule("\n".join(outside)) == "dup_line_frac"
-
-
-def test_c4_needs_five_sentences_and_no_curly_bracket() -> None:
-    lines = licence_lines()
-    assert C4Quality()("\n".join(lines[:5])) is None
-    assert C4Quality()("\n".join(lines[:4])) == "too_few_sentences"
-    assert C4Quality()("\n".join([*lines[:5], "Call f() { return 1; } here."])) == "curly_bracket"
-
-
-def test_fineweb_share_of_lines_ending_in_punctuation() -> None:
-    lines = [line.rstrip(".") for line in licence_lines()[:25]]
-    inside = [line + "." if i < 3 else line for i, line in enumerate(lines)]  # 3/25 = 0.12
-    outside = [line + "." if i < 2 else line for i, line in enumerate(lines)]
-    assert FineWebQuality()("\n".join(inside)) is None
-    assert FineWebQuality()("\n".join(outside)) == "line_punct_ratio"
-
-
-def test_gopher_quality_minimum_words() -> None:
-    words = re.sub(r"[^\w\s]", "", " ".join(licence_lines())).split()
-    assert GopherQuality()(" ".join(words[:50])) is None
-    assert GopherQuality()(" ".join(words[:49])) == "gopher_short_doc"
+def test_english_rules_switch_runs_datatrove_classes() -> None:
+    filters = [f for f in PipelineConfig().filters if "en" in f.domains]
+    sources = [SourceConfig(name="en", kind="jsonl", paths=[], lang="en")]
+    fast, peer = QualityStage(filters, sources), QualityStage(filters, sources, english_rules="datatrove")
+    assert isinstance(dict((n, r) for n, _, r in fast.rules)["c4_quality"], C4Quality)
+    assert isinstance(dict((n, r) for n, _, r in peer.rules)["c4_quality"], DatatroveC4Quality)
+    texts = ["\n".join(licence_lines()[:12]), "\n".join(licence_lines()[:3]), "word " * 300]
+    table = rows_to_table([doc_row(source="en", kind="text", url=str(i), text=t) for i, t in enumerate(texts)])
+    assert fast(table)["reject"].to_pylist() == peer(table)["reject"].to_pylist()
+    assert PipelineConfig(english_rules="datatrove").english_rules == "datatrove"
+    with pytest.raises(ValueError, match="english_rules"):
+        build_rule(filters[0], english_rules="spacy")
+    with pytest.raises(ValueError, match="english_rules: datatrove"):
+        build_rule(FilterSpec(name="c4_quality", domains=["en"], params={"split_paragraph": False}))
 
 
 def test_min_length_counts_non_space_characters() -> None:

@@ -7,6 +7,8 @@ extend it without changing plain rules:
   path in its repository) or else the url: code rules judge lock files and vendored directories by name;
 - a rule with ``needs_meta = True`` is called ``rule(text, meta)`` with the document's meta as a dict: the
   licence filter judges ``meta.license``;
+- a rule with ``needs_split = True`` (the English chain) is called ``rule.judge(split)`` with the document's
+  :class:`TextSplit`, made once per document and shared by every such rule (words, lines, n-grams);
 - a rule with ``edits_text = True`` is a text transform: ``rule.edit(text) -> (text, meta fields)``; the
   stage keeps the new text and merges the fields into ``meta`` (Chinese script normalisation, boilerplate
   line removal).  It never rejects; rules after it in the chain see the edited text.
@@ -24,16 +26,11 @@ import pyarrow as pa
 
 from dataengine.config import FilterSpec, SourceConfig
 from dataengine.filters.rules_code import CodeFiles, CodeLines
+from dataengine.filters.rules_en import C4Quality, FineWebQuality, GopherQuality, GopherRepetition
 from dataengine.filters.rules_license import LicenseFilter
-from dataengine.filters.rules_text import (
-    C4Quality,
-    CjkRatio,
-    FineWebQuality,
-    GopherQuality,
-    GopherRepetition,
-    MinLength,
-)
+from dataengine.filters.rules_text import DATATROVE_RULES, CjkRatio, MinLength
 from dataengine.filters.rules_zh import OpenccT2S, ZhBoilerplate, ZhQuality, ZhRepetition
+from dataengine.filters.text_split import TextSplit
 from dataengine.schema import reject_rows, set_column
 
 Rule = Callable[..., str | None]
@@ -55,10 +52,15 @@ FILTERS: dict[str, Callable[..., Any]] = {
 }
 
 
-def build_rule(spec: FilterSpec) -> Any:
+def build_rule(spec: FilterSpec, english_rules: str = "fast") -> Any:
+    """The rule ``spec`` names; ``english_rules: datatrove`` swaps the English chain for datatrove's own classes."""
+    if english_rules not in ("fast", "datatrove"):
+        raise ValueError(f"english_rules must be 'fast' or 'datatrove', got {english_rules!r}")
     try:
-        factory = FILTERS[spec.name]
+        factory = DATATROVE_RULES[spec.name] if english_rules == "datatrove" else FILTERS[spec.name]
     except KeyError:
+        if spec.name in FILTERS:
+            return build_rule(spec)
         hint = " (the quality score is thresholded by `quality_model: {min_score: {en: 0.2}}`)" * (
             spec.name == "quality_model"
         )
@@ -81,14 +83,14 @@ def licence_chain(source: SourceConfig) -> list[tuple[str, Any, str]]:
 class QualityStage:
     """Ray Data callable class: rejects rows with ``<filter name>:<reason>`` from the first rule that fails."""
 
-    def __init__(self, filters: list[FilterSpec], sources: list[SourceConfig]) -> None:
-        self.rules = [(spec.name, set(spec.domains), build_rule(spec)) for spec in filters]
+    def __init__(self, filters: list[FilterSpec], sources: list[SourceConfig], english_rules: str = "fast") -> None:
+        self.rules = [(spec.name, set(spec.domains), build_rule(spec, english_rules)) for spec in filters]
         by_domain = {domain: self.chain(domain) for domain in {s.filter_domain for s in sources}}
         self.chains = {s.name: licence_chain(s) + by_domain[s.filter_domain] for s in sources}
 
     def chain(self, domain: str) -> list[tuple[str, Any, str]]:
-        """``(name, rule, how)`` for the rules of one domain, ``how`` being ``text``, ``path``, ``meta`` or ``edit``."""
-        kinds = {"edit": "edits_text", "meta": "needs_meta", "path": "needs_path"}  # the first flag set wins
+        """``(name, rule, how)`` for one domain's rules; ``how``: text, path, meta, split or edit."""
+        kinds = {"edit": "edits_text", "meta": "needs_meta", "path": "needs_path", "split": "needs_split"}  # first wins
         return [
             (name, rule, next((how for how, flag in kinds.items() if getattr(rule, flag, False)), "text"))
             for name, domains, rule in self.rules
@@ -121,11 +123,16 @@ class QualityStage:
     ) -> tuple[str | None, str, str | None]:
         """``(reason, text, meta)`` for one document: the first failing rule's reason, after the edits before it."""
         meta: dict[str, Any] | None = None
+        split: TextSplit | None = None
         updates: dict[str, Any] = {}
         reason = None
         for name, rule, how in chain:
             if how == "text":
                 failed = rule(text)
+            elif how == "split":
+                if split is None or split.text is not text:  # one split per document (after any edit)
+                    split = TextSplit(text)
+                failed = rule.judge(split)
             elif how == "path":
                 meta = meta if meta is not None else json.loads(meta_json or "{}")
                 failed = rule(text, doc_path(meta, url))

@@ -1,9 +1,9 @@
-"""Document rules for natural-language text: datatrove's English filters and two character-level rules.
+"""Document rules for natural-language text: two character-level rules and datatrove's own English filters.
 
-The English rules are datatrove's own filter classes (Gopher quality and repetition, C4, FineWeb), so their
-thresholds and reason names are datatrove's: a threshold in our YAML means what it means in datatrove.
-Those filters share one word tokenization per document (datatrove caches the last few in-process).
-The length and CJK rules work on characters, which suits Chinese too.
+The English chain runs ``rules_en`` (the same rules on one shared split per document) unless a mix sets
+``pipeline.english_rules: datatrove``: then these wrappers run datatrove's classes themselves (Gopher quality
+and repetition, C4, FineWeb), each calling spaCy on its own.  The length and CJK rules work on characters,
+which suits Chinese too.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class MinLength:
         self.min_chars = min_chars
 
     def __call__(self, text: str) -> str | None:
-        return "too_short" if len(text) - sum(c.isspace() for c in text) < self.min_chars else None
+        return "too_short" if sum(map(len, text.split())) < self.min_chars else None
 
 
 class CjkRatio:
@@ -39,7 +39,7 @@ class CjkRatio:
         self.min_ratio = min_ratio
 
     def __call__(self, text: str) -> str | None:
-        chars = len(text) - sum(c.isspace() for c in text)
+        chars = sum(map(len, text.split()))
         if chars == 0:
             return "low_cjk_ratio"
         return "low_cjk_ratio" if len(CJK.findall(text)) / chars < self.min_ratio else None
@@ -66,29 +66,37 @@ class DatatroveRule:
         return result[1] if isinstance(result, tuple) else self.default_reason
 
 
-class GopherQuality(DatatroveRule):
+class DatatroveGopherQuality(DatatroveRule):
     """Gopher's quality rules (word counts and lengths, symbols, bullets, ellipses, stop words)."""
 
     filter_class = GopherQualityFilter
     default_reason = "gopher_quality"
 
 
-class GopherRepetition(DatatroveRule):
+class DatatroveGopherRepetition(DatatroveRule):
     """Gopher's repetition rules: duplicate lines/paragraphs and repeated word n-grams."""
 
     filter_class = GopherRepetitionFilter
     default_reason = "gopher_repetition"
 
 
-class C4Quality(DatatroveRule):
+class DatatroveC4Quality(DatatroveRule):
     """C4's page rules: lorem ipsum, curly brackets, fewer than 5 sentences in the lines C4 keeps."""
 
     filter_class = C4QualityFilter
     default_reason = "c4_quality"
 
 
-class FineWebQuality(DatatroveRule):
+class DatatroveFineWebQuality(DatatroveRule):
     """FineWeb's rules: lines ending in punctuation, short lines, duplicated line characters, list pages."""
 
     filter_class = FineWebQualityFilter
     default_reason = "fineweb_quality"
+
+
+DATATROVE_RULES: dict[str, type[DatatroveRule]] = {
+    "gopher_quality": DatatroveGopherQuality,
+    "gopher_repetition": DatatroveGopherRepetition,
+    "c4_quality": DatatroveC4Quality,
+    "fineweb_quality": DatatroveFineWebQuality,
+}
