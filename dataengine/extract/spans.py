@@ -29,7 +29,12 @@ def take_markers(text: str, open_mark: str, close_mark: str, blank_mark: str) ->
     spans: list[Span] = []
     offset = 0  # where the next kept line starts in the output
     start: int | None = None
+    marks = (open_mark, close_mark, blank_mark)
     for line in text.split("\n"):
+        if not any(m in line for m in marks):  # most lines: kept as they are
+            lines.append(line)
+            offset += len(line) + 1
+            continue
         kept: list[str] = []
         column = 0
         skip_space = False
@@ -44,7 +49,7 @@ def take_markers(text: str, open_mark: str, close_mark: str, blank_mark: str) ->
                 kept.append(char)
                 column += 1
             # a marker between two spaces (a block flattened into a line) would leave a double space
-            skip_space = char in (open_mark, close_mark, blank_mark) and bool(kept) and kept[-1] == " "
+            skip_space = char in marks and bool(kept) and kept[-1] == " "
         if skip_space:  # ... or a trailing one
             kept.pop()
             column -= 1
