@@ -122,11 +122,17 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(config.d_model, 3 * config.d_model, bias=False)
         self.proj = nn.Linear(config.d_model, config.d_model, bias=False)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Causal self-attention; or, with ``mask`` ``[B, T, T]`` (True: may attend), attention where it allows."""
         b, t, d = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.n_head, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # flash / memory-efficient kernels on GPU
+        if mask is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # flash / memory-efficient kernels on GPU
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None])
         return self.proj(y.transpose(1, 2).reshape(b, t, d))
 
 
@@ -149,8 +155,10 @@ class Block(nn.Module):
         self.mlp_norm = nn.RMSNorm(config.d_model, eps=config.norm_eps)
         self.mlp = SwiGLU(config)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.attn_norm(x), cos, sin)
+    def forward(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        x = x + self.attn(self.attn_norm(x), cos, sin, mask)
         return x + self.mlp(self.mlp_norm(x))
 
 
@@ -216,14 +224,30 @@ class GPT(nn.Module):
         """
         return self._head(self._hidden(idx)[rows, times])
 
-    def _hidden(self, idx: torch.Tensor) -> torch.Tensor:
+    def logits_packed(
+        self, idx: torch.Tensor, positions: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor, times: torch.Tensor
+    ) -> torch.Tensor:
+        """``logits_at`` of packed sequences: token ``[b, i]`` sits at position ``positions[b, i]`` and attends to
+        the tokens ``mask[b, i]`` allows.  Evaluation packs an item's context once and then each of its choices,
+        every choice placed right after the context and seeing only it and itself: the context is encoded once per
+        item instead of once per choice, with the same result as scoring each choice after it alone."""
+        return self._head(self._hidden(idx, positions, mask)[rows, times])
+
+    def _hidden(
+        self, idx: torch.Tensor, positions: torch.Tensor | None = None, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         t = idx.shape[1]
-        if t > self.config.seq_len:
-            raise ValueError(f"sequence of {t} tokens is longer than the model's seq_len {self.config.seq_len}")
-        cos, sin = self.rope_cos[:t], self.rope_sin[:t]
+        if positions is None:
+            if t > self.config.seq_len:
+                raise ValueError(f"sequence of {t} tokens is longer than the model's seq_len {self.config.seq_len}")
+            cos, sin = self.rope_cos[:t], self.rope_sin[:t]
+        else:
+            if int(positions.max()) >= self.config.seq_len:
+                raise ValueError(f"a position beyond the model's seq_len {self.config.seq_len}")
+            cos, sin = self.rope_cos[positions][:, None], self.rope_sin[positions][:, None]
         x = self.embed(idx)
         for block in self.blocks:
-            x = block(x, cos, sin)
+            x = block(x, cos, sin, mask)
         return self.norm(x)
 
     def _head(self, hidden: torch.Tensor) -> torch.Tensor:

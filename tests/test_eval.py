@@ -42,7 +42,7 @@ from pretrain.eval import (
     load_tasks,
     score_task,
 )
-from pretrain.eval.scoring import encode_pairs, loglikelihoods
+from pretrain.eval.scoring import choice_loglikelihoods, encode_pairs, loglikelihoods
 from pretrain.eval.tasks import bigbench, unavailable_lines
 from pretrain.model import GPT, model_config
 from tests.test_inspect import build_output
@@ -569,6 +569,31 @@ def test_gpt_scores_through_the_head_at_scored_positions_only_with_unchanged_res
     x = torch.from_numpy(rng.integers(0, 300, (2, 10)))
     rows, times = torch.tensor([0, 1, 1]), torch.tensor([9, 0, 4])
     torch.testing.assert_close(gpt.logits_at(x, rows, times), gpt(x)[rows, times])
+
+
+def test_choices_packed_after_one_context_score_as_each_after_it_alone() -> None:
+    """The GPT scores an item's choices in one sequence (context once, each choice seeing only it and itself); the
+    numbers are those of scoring each choice after the context alone.  Groups too long to pack, and models without
+    ``logits_packed``, take the windowed path."""
+    torch.manual_seed(0)
+    gpt = GPT(model_config("debug", vocab_size=300, seq_len=64))
+    rng = np.random.default_rng(0)
+    contexts, continuations, sizes = [], [], []
+    for length in (1, 5, 30, 59, 63):  # 59 and 63: some choices do not fit after the context
+        k = int(rng.integers(2, 5))
+        sizes.append(k)
+        context = rng.integers(0, 300, length)
+        for _ in range(k):
+            contexts.append(context)
+            continuations.append(rng.integers(0, 300, int(rng.integers(1, 9))))
+    packed = choice_loglikelihoods(gpt, contexts, continuations, sizes, seq_len=64, batch_size=2)
+    alone = loglikelihoods(gpt, contexts, continuations, seq_len=64, batch_size=2)
+    np.testing.assert_allclose(packed, alone, rtol=1e-5)
+    np.testing.assert_allclose(
+        choice_loglikelihoods(AllLogits(gpt), contexts, continuations, sizes, seq_len=64), alone, rtol=1e-5
+    )
+    with pytest.raises(ValueError, match="group sizes do not add up"):
+        choice_loglikelihoods(gpt, contexts, continuations, [1], seq_len=64)
 
 
 def test_bootstrap_interval_contains_the_estimate_and_shrinks_with_items() -> None:

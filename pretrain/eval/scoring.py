@@ -211,6 +211,91 @@ def loglikelihoods(
     return totals
 
 
+@torch.no_grad()
+def choice_loglikelihoods(
+    model: nn.Module,
+    contexts: Sequence[np.ndarray],
+    continuations: Sequence[np.ndarray],
+    group_sizes: Sequence[int],
+    seq_len: int,
+    device: torch.device | str | None = None,
+    batch_size: int = 32,
+) -> np.ndarray:
+    """``loglikelihoods`` of requests that come in groups sharing one context (an item's choices, in order).
+
+    A model with ``logits_packed`` (our GPT) scores each group in one sequence: the context once, then every
+    continuation placed after it (positions restart where the context ends) and attending only to it and to
+    itself, so an item's context is encoded once rather than once per choice; a group too long for ``seq_len``,
+    and any other model, goes through ``loglikelihoods`` (the same numbers, up to float rounding)."""
+    device = torch.device(device) if device is not None else _device_of(model)
+    starts = np.concatenate([[0], np.cumsum(group_sizes)]).astype(np.int64)
+    if starts[-1] != len(contexts):
+        raise ValueError("group sizes do not add up to the requests")
+    packable, rest = [], []
+    for g in range(len(group_sizes)):
+        members = range(starts[g], starts[g + 1])
+        longest = max(len(continuations[r]) for r in members)
+        fits = hasattr(model, "logits_packed") and len(contexts[starts[g]]) + longest - 1 <= seq_len
+        (packable if fits else rest).append(g)
+    totals = np.zeros(len(contexts), dtype=np.float64)
+    rest_requests = [r for g in rest for r in range(starts[g], starts[g + 1])]
+    if rest_requests:
+        pick = [contexts[r] for r in rest_requests], [continuations[r] for r in rest_requests]
+        totals[rest_requests] = loglikelihoods(model, *pick, seq_len, device, batch_size)
+    if not packable:
+        return totals
+
+    def width(g: int) -> int:
+        return len(contexts[starts[g]]) + sum(len(continuations[r]) for r in range(starts[g], starts[g + 1]))
+
+    packable.sort(key=lambda g: -width(g))
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    was_training = model.training
+    model.eval()
+    try:
+        first, scored, owners = 0, [], []
+        while first < len(packable):
+            w = width(packable[first])
+            batch = packable[first : first + max(1, min(batch_size, MAX_BATCH_TOKENS // w))]
+            first += len(batch)
+            x = np.zeros((len(batch), w), dtype=np.int64)
+            pos = np.zeros((len(batch), w), dtype=np.int64)
+            seg = np.full((len(batch), w), -1, dtype=np.int64)  # 0: context, j + 1: continuation j, -1: padding
+            rows, times, targets = [], [], []
+            for row, g in enumerate(batch):
+                ctx = contexts[starts[g]]
+                c = len(ctx)
+                x[row, :c], pos[row, :c], seg[row, :c] = ctx, np.arange(c), 0
+                at = c
+                for j, r in enumerate(range(starts[g], starts[g + 1])):
+                    cont = continuations[r]
+                    n = len(cont)
+                    x[row, at : at + n], pos[row, at : at + n], seg[row, at : at + n] = cont, c + np.arange(n), j + 1
+                    rows.append(np.full(n, row))
+                    times.append(np.concatenate([[c - 1], np.arange(at, at + n - 1)]))  # what predicts each token
+                    targets.append(cont)
+                    owners.append(np.full(n, r))
+                    at += n
+            segs = torch.from_numpy(seg)
+            order = torch.arange(w)
+            mask = (order[None, None, :] <= order[None, :, None]) & (
+                (segs[:, None, :] == 0) | (segs[:, None, :] == segs[:, :, None])
+            )
+            mask &= (segs >= 0)[:, :, None]
+            mask |= torch.eye(w, dtype=torch.bool)[None]  # padding attends to itself (no empty row)
+            index = torch.from_numpy(np.stack([np.concatenate(rows), np.concatenate(times), np.concatenate(targets)]))
+            index = index.to(device, non_blocking=True)
+            x_dev, pos_dev = torch.from_numpy(x).to(device), torch.from_numpy(pos).to(device)
+            with autocast:
+                logits = model.logits_packed(x_dev, pos_dev, mask.to(device), index[0], index[1])
+            logp = F.log_softmax(logits.float(), dim=-1)
+            scored.append(logp.gather(1, index[2][:, None])[:, 0])
+        np.add.at(totals, np.concatenate(owners), torch.cat(scored).double().cpu().numpy())
+    finally:
+        model.train(was_training)
+    return totals
+
+
 def score_task(
     model: nn.Module,
     tokenizer: Tokenizer,
@@ -236,7 +321,10 @@ def score_task(
             bare, moved = task.render_without_question(i, k, seed).rstrip(), prompt[len(prompt.rstrip()) :]
             pairs += [(bare, moved + text) for text in task.continuations(i)]
     ctx, cont, nbytes = encode_pairs(tokenizer, pairs, bos_id)
-    loglik = loglikelihoods(model, ctx, cont, seq_len, device, batch_size)
+    if task.kind == "mc":  # an item's choices share its context: encoded once per item
+        loglik = choice_loglikelihoods(model, ctx, cont, [*n_choices, *n_choices], seq_len, device, batch_size)
+    else:
+        loglik = loglikelihoods(model, ctx, cont, seq_len, device, batch_size)
     answers = np.array([item.answer for item in task.items])
     offsets = np.concatenate([[0], np.cumsum(n_choices)[:-1]])
     bits = -loglik[offsets + answers] / LN2
