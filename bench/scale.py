@@ -18,6 +18,7 @@ import json
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -212,8 +213,13 @@ def measure_build(corpus: dict[str, Any], out: Path) -> Measured:
     with log.open("w") as stderr:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, stdout=stderr, stderr=stderr)
-        with PeakMemory(proc.pid) as tree:
-            proc.wait()
+        try:
+            with PeakMemory(proc.pid) as tree:
+                proc.wait()
+        finally:
+            if proc.poll() is None:  # interrupted: the build shuts its Ray down on SIGINT
+                proc.send_signal(signal.SIGINT)
+                proc.wait()
         wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"build of {out} failed ({proc.returncode}): {log.read_text()[-3000:]}")
