@@ -198,7 +198,7 @@ class C4Quality(SplitRule):
         for line in split.splitlines:
             line = line.strip()
             words = line.split()
-            if max_word != -1 and any(len(word) > max_word for word in words):
+            if max_word != -1 and max(map(len, words), default=0) > max_word:
                 continue
             if p["remove_citations"]:
                 line = CITATION_REGEX.sub("", line)

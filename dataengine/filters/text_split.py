@@ -30,6 +30,9 @@ WHITESPACE_RUN = re.compile(r"(\s+)")
 # digit is a unit after a number or ``'s``
 ASCII_INFIX_CHARS = re.compile(r"[.,:<>=/+*^~-]")
 ASCII_SUFFIX_HINT = re.compile(r"[0-9']")
+# ASCII letters with at most an opening bracket or quote before and a closing mark after: spaCy splits off the
+# two marks and looks the letters up among its special cases, nothing else ("(o:" is itself a special case)
+SIMPLE_CHUNK = re.compile(r'([(\["]?)([A-Za-z]+)([,;:!?)\]"]?)')
 MAX_CHUNKS = 1 << 20  # remembered chunks per worker before the memory starts afresh
 
 
@@ -61,11 +64,20 @@ class ChunkTokenizer:
             if tok.find_prefix(text) or tok.find_infix(text) or tok.find_suffix(text)
         }
         self.longest = max(map(len, self.patterns.values()))
+        for text in self.specials:  # the shortcut for simple chunks assumes no special case looks like one
+            simple = SIMPLE_CHUNK.fullmatch(text)
+            if simple and (simple[1] or simple[3]) and text != "(o:":
+                raise ValueError(f"spaCy's special case {text!r} defeats the simple-chunk shortcut")
 
     def __call__(self, chunk: str) -> list[str]:
-        if chunk.isascii() and chunk.isalpha():  # no English prefix, suffix or infix matches ASCII letters alone
-            return list(self.specials.get(chunk, (chunk,)))
-        tokens = self.split(chunk, specials=True)
+        if chunk in self.specials:
+            return list(self.specials[chunk])
+        simple = SIMPLE_CHUNK.fullmatch(chunk)
+        if simple:  # ASCII letters, one bracket or quote before, one punctuation mark after: no other affix applies
+            pre, core, suf = simple.groups()
+            tokens = [pre] * bool(pre) + list(self.specials.get(core, (core,))) + [suf] * bool(suf)
+        else:
+            tokens = self.split(chunk, specials=True)
         return self.apply_specials(tokens) if len(tokens) > 1 else tokens
 
     def split(self, string: str, specials: bool) -> list[str]:
@@ -222,8 +234,11 @@ class EnglishWords:
 
     def ids(self, chunks: list[str]) -> np.ndarray:
         """Token ids of the chunks, in order."""
-        self.learn(chunks)
-        return np.fromiter(chain.from_iterable(map(self.chunk_ids.__getitem__, chunks)), np.int64)
+        try:  # most documents of a stream hold no new chunk: one pass
+            return np.fromiter(chain.from_iterable(map(self.chunk_ids.__getitem__, chunks)), np.int64)
+        except KeyError:
+            self.learn(chunks)
+            return np.fromiter(chain.from_iterable(map(self.chunk_ids.__getitem__, chunks)), np.int64)
 
     def sentences(self, line: str) -> int:
         """Sentences spaCy's sentencizer finds in a line (datatrove's ``split_into_sentences``).
