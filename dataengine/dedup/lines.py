@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import ray.data
 
 from dataengine.config import LineDedupConfig, ShingleSpec
-from dataengine.dedup.cogroup import cogroup, partitions
+from dataengine.dedup.cogroup import arrow_schema, cogroup, partitions
 from dataengine.dedup.minhash import U64, fmix64, gaps, hash_strings, normalise
 from dataengine.schema import reject_rows, set_column, stable_hash
 
@@ -156,5 +156,6 @@ def line_dedup(
     if not any(r["lines"] for r in removed.values()):
         return docs, removed
     boilerplate = found.select_columns(["id", "key"])
-    out = cogroup(docs, boilerplate, ("id", "id"), parts, remove_lines, {"domain_of": domain_of, "cfg": cfg})
+    schemas = (arrow_schema(docs), pa.schema([("id", pa.string()), ("key", pa.uint64())]))
+    out = cogroup(docs, boilerplate, ("id", "id"), schemas, parts, remove_lines, {"domain_of": domain_of, "cfg": cfg})
     return out, removed

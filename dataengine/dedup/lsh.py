@@ -82,9 +82,12 @@ def _attach_sig(left: pa.Table | None, sigs: pa.Table | None, on: str, name: str
 def _join_sig(
     left: ray.data.Dataset, sigs: ray.data.Dataset, on: str, name: str, schema: pa.Schema, parts: int
 ) -> ray.data.Dataset:
-    """``left`` with column ``name``: the signature (from ``sigs``'s ``id, sig``) of the id in column ``on``."""
+    """``left`` with column ``name``: the signature (from ``sigs``'s ``id, sig``) of the id in column ``on``;
+    ``schema`` is the result's (the left's and ``name``)."""
     kwargs = {"on": on, "name": name, "schema": schema}
-    return cogroup(left, sigs, (on, "id"), parts, _attach_sig, kwargs)
+    left_schema = pa.schema([f for f in schema if f.name != name])
+    schemas = (left_schema, pa.schema([("id", pa.string()), ("sig", schema.field(name).type)]))
+    return cogroup(left, sigs, (on, "id"), schemas, parts, _attach_sig, kwargs)
 
 
 def _runs(keys: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import ray.data
 
 from dataengine.config import NearDedupConfig, SourceConfig
-from dataengine.dedup.cogroup import cogroup, partitions
+from dataengine.dedup.cogroup import arrow_schema, cogroup, partitions
 from dataengine.dedup.lines import DOCS_PER_PARTITION, line_dedup
 from dataengine.dedup.lsh import find_near_duplicates
 from dataengine.dedup.minhash import signatures
@@ -72,4 +72,5 @@ def near_dedup(
     if duplicates.count() == 0:
         return docs, removed
     parts = partitions(docs.count(), DOCS_PER_PARTITION)
-    return cogroup(docs, duplicates, ("id", "id"), parts, mark_near_duplicates), removed
+    schemas = (arrow_schema(docs), arrow_schema(duplicates))
+    return cogroup(docs, duplicates, ("id", "id"), schemas, parts, mark_near_duplicates), removed
