@@ -233,6 +233,8 @@ class Experiment:
             str(self.args.eval_every),
             "--keep-checkpoints",
             str(self.args.last_evals),
+            "--gpu-share",
+            f"{1 / self.args.parallel:.6g}",  # runs trained at once share the GPU: MFU of each run's share
             *self.args.train_args,
         ]
 
@@ -363,7 +365,7 @@ def _training_settings(cmd: list[str]) -> list[str]:
     """A training command without what does not change the model it trains (where its files live, the device,
     resuming) and with its token count normalised (``500k`` is ``500000``), so that an experiment moved to another
     directory or machine is still recognised as done."""
-    ignored_values, ignored_flags = {"--data", "--out", "--device"}, {"--resume"}
+    ignored_values, ignored_flags = {"--data", "--out", "--device", "--gpu-share"}, {"--resume"}
     kept: list[str] = []
     args = iter(cmd[2:])  # past "-m pretrain.train"
     for arg in args:

@@ -118,6 +118,7 @@ class TrainConfig:
     ckpt_every: int = setting(1000, "steps between checkpoints; 0 = only at the end (and at --stop-at)")
     keep_checkpoints: int = setting(0, "also keep the last N checkpoints as ckpt-<step>.pt (to average evaluations)")
     resume: bool = setting(False, "continue the run in --out from its ckpt.pt")
+    gpu_share: float = setting(1.0, "share of the GPU this run has (1/N when N runs share one): MFU is of that share")
 
     def __post_init__(self) -> None:
         self.tokens, self.eval_tokens = parse_tokens(self.tokens), parse_tokens(self.eval_tokens)
@@ -135,12 +136,14 @@ class TrainConfig:
             raise ValueError("--seq-len, --batch-size, --grad-accum and --log-every must be >= 1")
         if not 0 < self.decay_frac <= 1:
             raise ValueError(f"--decay-frac must be in (0, 1]; got {self.decay_frac}")
+        if not 0 < self.gpu_share <= 1:
+            raise ValueError(f"--gpu-share must be in (0, 1]; got {self.gpu_share}")
 
 
 # Settings that may change between an interrupted run and its --resume: they do not change what is computed.
 # (``data`` may move: the loader itself refuses a state saved for other shards.)
 OPERATIONAL = {"data", "out", "stop_at", "device", "compile", "num_workers", "log_every", "eval_every"}
-OPERATIONAL |= {"eval_tokens", "ckpt_every", "keep_checkpoints", "resume"}
+OPERATIONAL |= {"eval_tokens", "ckpt_every", "keep_checkpoints", "resume", "gpu_share"}
 
 
 def config_from(args_or_config: TrainConfig | Mapping[str, Any] | Sequence[str]) -> TrainConfig:
@@ -476,7 +479,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device) -> dic
                 "lr": lr,
                 "grad_norm": grad_norm.item(),
                 "tokens_per_s": tokens_per_s,
-                "mfu": flops_per_token * tokens_per_s / (peak * world) if peak else None,
+                "mfu": flops_per_token * tokens_per_s / (peak * world * cfg.gpu_share) if peak else None,
             }
             record(last_train)
             log(_train_line(last_train, total_steps))
@@ -510,7 +513,7 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device) -> dic
         "tokens": step * tokens_per_step,
         "final_loss": last_train["loss"] if last_train else None,
         "tokens_per_s": tokens_per_s,
-        "mfu": flops_per_token * tokens_per_s / (peak * world) if peak and tokens_per_s else None,
+        "mfu": flops_per_token * tokens_per_s / (peak * world * cfg.gpu_share) if peak and tokens_per_s else None,
         "timed_steps": step - timed_from[1] if tokens_per_s else 0,
         "held_out": evals[-1]["held_out"] if evals else None,
         "device": device_name,

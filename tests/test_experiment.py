@@ -134,10 +134,11 @@ def test_a_ladder_names_the_composites_missing_tasks_and_refuses_evaluations_of_
         analyse(rungs, runs, evals, "default", "code0", {}, training)
 
 
-def _ladder(out: Path, tokens: str) -> Experiment:
+def _ladder(out: Path, tokens: str, parallel: int = 1) -> Experiment:
     args = argparse.Namespace(
         out=out, mixes=["code0", "code30"], controls=["ontop", "scrambled"], reference="code30", seeds=1,
         model="tiny", tokens=tokens, device="cpu", eval_every=100, last_evals=1, train_args=["--seq-len=512"],
+        parallel=parallel,
     )  # fmt: skip
     return Experiment(args, Console(stderr=True))
 
@@ -150,7 +151,7 @@ def test_finished_runs_are_recognised_after_a_move_and_never_overwritten_when_se
             a if a != str(old.run_tokens(run)) else f"{old.run_tokens(run) / 1000:g}k" for a in old._train_command(run)
         ]
         (old.runs_dir / run.name / "done.json").write_text(json.dumps({"cmd": cmd[1:]}))
-    moved = _ladder(tmp_path / "b", "0.5M")
+    moved = _ladder(tmp_path / "b", "0.5M", parallel=4)  # a GPU shared by more runs changes no run's training
     moved.runs_dir = old.runs_dir  # the same finished runs, under another directory, their tokens spelt otherwise
     assert all(moved._trained(run) for run in moved.runs)
 

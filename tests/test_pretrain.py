@@ -243,6 +243,8 @@ def test_token_counts_and_schedules() -> None:
     assert parse_tokens("50k") == 50_000 and parse_tokens(123) == 123 and parse_tokens("1e6") == 1_000_000
     with pytest.raises(ValueError, match="suffix"):
         parse_tokens("lots")
+    with pytest.raises(ValueError, match="--gpu-share must be in"):
+        TrainConfig(data="x", tokens=1, gpu_share=0)
     cosine = TrainConfig(data="x", tokens=1, lr=1.0, min_lr=0.1)
     assert lr_at(0, cosine, 100, 10) == pytest.approx(0.1) and lr_at(9, cosine, 100, 10) == 1.0
     assert lr_at(99, cosine, 100, 10) == pytest.approx(0.1, abs=1e-3)
