@@ -244,6 +244,15 @@ def stage_rates(m: Measured) -> dict[str, tuple[float, float]]:
     }
 
 
+def rejections(report: dict[str, Any]) -> dict[str, int]:
+    """stage:reason -> documents, over all sources: what the generated corpus lost, to check it stays small."""
+    total: dict[str, int] = {}
+    for source in report["sources"].values():
+        for reason, count in source["rejected"].items():
+            total[reason] = total.get(reason, 0) + count
+    return dict(sorted(total.items(), key=lambda kv: -kv[1]))
+
+
 def rows_for(results: list[Measured]) -> list[Row]:
     rows: list[Row] = []
     for m in results:
@@ -252,6 +261,7 @@ def rows_for(results: list[Measured]) -> list[Row]:
             Row(f"{n}: wall time", m.wall_s, "-", None, "s", higher_is_better=False),
             Row(f"{n}: driver peak RSS (VmHWM)", m.driver_peak_mb, "-", None, "MB", higher_is_better=False),
             Row(f"{n}: process-tree peak (PSS)", m.tree_peak_mb, "-", None, "MB", higher_is_better=False),
+            Row(f"{n}: documents kept (out / in)", 100 * m.report["totals"]["docs_out"] / m.docs, "-", None, "%"),
         ]
         for stage, (docs_s, mb_s) in stage_rates(m).items():
             rows.append(Row(f"{n}: {stage}", docs_s, "-", None, "docs/s/core"))
@@ -312,7 +322,7 @@ def run() -> list[Row]:
             corpus = write_corpus(pools, size, Path(tmp) / "corpus")
             print(f"{size:,} docs: building, progress in {tmp}/out.log", flush=True)
             m = measure_build(corpus, Path(tmp) / "out")
-        print(f"{size:,} docs: {m.wall_s:.0f} s, driver {m.driver_peak_mb:.0f} MB, tree {m.tree_peak_mb:.0f} MB",
-              flush=True)  # fmt: skip
+        print(f"{size:,} docs: {m.wall_s:.0f} s, driver {m.driver_peak_mb:.0f} MB, tree {m.tree_peak_mb:.0f} MB, "
+              f"rejected {rejections(m.report)}", flush=True)  # fmt: skip
         results.append(m)
     return rows_for(results)
