@@ -33,7 +33,7 @@ ASCII_SUFFIX_HINT = re.compile(r"[0-9']")
 # ASCII letters with at most an opening bracket or quote before and a closing mark after: spaCy splits off the
 # two marks and looks the letters up among its special cases, nothing else ("(o:" is itself a special case)
 SIMPLE_CHUNK = re.compile(r'([(\["]?)([A-Za-z]+)([,;:!?)\]"]?)')
-MAX_CHUNKS = 1 << 20  # remembered chunks per worker before the memory starts afresh
+MAX_CHUNKS = 1 << 18  # remembered chunks per worker (tens of MB) before the memory starts afresh
 
 
 class ChunkTokenizer:
@@ -64,6 +64,7 @@ class ChunkTokenizer:
             if tok.find_prefix(text) or tok.find_infix(text) or tok.find_suffix(text)
         }
         self.longest = max(map(len, self.patterns.values()))
+        self.heads = frozenset(pattern[0] for pattern in self.patterns.values())
         for text in self.specials:  # the shortcut for simple chunks assumes no special case looks like one
             simple = SIMPLE_CHUNK.fullmatch(text)
             if simple and (simple[1] or simple[3]) and text != "(o:":
@@ -155,6 +156,8 @@ class ChunkTokenizer:
 
     def apply_specials(self, tokens: list[str]) -> list[str]:
         """Merge token runs that spell a special case: longest first, then leftmost, as spaCy's filter keeps them."""
+        if self.heads.isdisjoint(tokens):
+            return tokens
         found = []
         for i in range(len(tokens)):
             text = ""
