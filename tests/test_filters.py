@@ -116,6 +116,18 @@ def test_fast_split_is_spacys_words_and_sentences(en_pages: list[str]) -> None:
         assert english_words().sentences(line) == len(split_into_sentences(line)), line
 
 
+def test_chunk_tokenizer_is_spacys_around_every_special_case() -> None:
+    """The shortcuts for simple chunks against spaCy itself: each special case alone and wrapped in marks."""
+    import spacy
+
+    tokenize, nlp = english_words().tokenize, spacy.blank("en")
+    marks = ["", "(", '"', "[("]
+    chunks = [p + k + s for k in tokenize.specials for p in marks for s in ["", ",", ".", ")", '".', "!)"]]
+    chunks += ["(123)", "2023,", "10.", "WORD.", "Word.", "x-e.g.", "Mr.Smith", "http://x.org/a-b.", "3.5km."]
+    for chunk in chunks:
+        assert tokenize(chunk) == [t.text for t in nlp.tokenizer(chunk)], chunk
+
+
 @pytest.mark.parametrize("name", sorted(PEERS))
 def test_fast_rules_decide_as_datatrove_on_real_pages(en_pages: list[str], name: str) -> None:
     """Every page, each rule at datatrove's defaults and at the project's thresholds: the same reason or keep."""

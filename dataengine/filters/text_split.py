@@ -30,9 +30,10 @@ WHITESPACE_RUN = re.compile(r"(\s+)")
 # digit is a unit after a number or ``'s``
 ASCII_INFIX_CHARS = re.compile(r"[.,:<>=/+*^~-]")
 ASCII_SUFFIX_HINT = re.compile(r"[0-9']")
-# ASCII letters with at most an opening bracket or quote before and a closing mark after: spaCy splits off the
-# two marks and looks the letters up among its special cases, nothing else ("(o:" is itself a special case)
-SIMPLE_CHUNK = re.compile(r'([(\["]?)([A-Za-z]+)([,;:!?)\]"]?)')
+# ASCII letters (or digits) with at most an opening bracket or quote before and a closing mark after, or letters
+# ending in a lower-case one before a full stop: no English prefix, suffix or infix applies to them but those marks
+SIMPLE_CHUNK = re.compile(r'([(\["]?)([A-Za-z]+|[0-9]+)([,;:!?)\]"]?)')
+WORD_AND_STOP = re.compile(r'([(\["]?)([A-Za-z]*[a-z])(\.)')
 MAX_CHUNKS = 1 << 18  # remembered chunks per worker (tens of MB) before the memory starts afresh
 
 
@@ -65,18 +66,20 @@ class ChunkTokenizer:
         }
         self.longest = max(map(len, self.patterns.values()))
         self.heads = frozenset(pattern[0] for pattern in self.patterns.values())
-        for text in self.specials:  # the shortcut for simple chunks assumes no special case looks like one
-            simple = SIMPLE_CHUNK.fullmatch(text)
-            if simple and (simple[1] or simple[3]) and text != "(o:":
-                raise ValueError(f"spaCy's special case {text!r} defeats the simple-chunk shortcut")
 
     def __call__(self, chunk: str) -> list[str]:
         if chunk in self.specials:
             return list(self.specials[chunk])
-        simple = SIMPLE_CHUNK.fullmatch(chunk)
-        if simple:  # ASCII letters, one bracket or quote before, one punctuation mark after: no other affix applies
+        simple = SIMPLE_CHUNK.fullmatch(chunk) or WORD_AND_STOP.fullmatch(chunk)
+        if simple:  # spaCy's loop on these splits off the two marks, looking each remainder up among special cases
             pre, core, suf = simple.groups()
-            tokens = [pre] * bool(pre) + list(self.specials.get(core, (core,))) + [suf] * bool(suf)
+            special = self.specials
+            if pre and suf and core + suf in special:
+                tokens = [pre, *special[core + suf]]
+            elif pre and suf and pre + core in special:
+                tokens = [*special[pre + core], suf]
+            else:
+                tokens = [pre] * bool(pre) + list(special.get(core, (core,))) + [suf] * bool(suf)
         else:
             tokens = self.split(chunk, specials=True)
         return self.apply_specials(tokens) if len(tokens) > 1 else tokens
