@@ -4,6 +4,7 @@ refusal of a ladder that would repeat its text too often."""
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from rich.console import Console
 
 from pipelines.experiment import Experiment
 from pipelines.experiment_plan import RungSize, plan_repetition
+from tests.test_inspect import build_output
 
 AVAILABLE = {"web_en": 700_000, "web_zh": 400_000, "code": 300_000}
 
@@ -76,3 +78,32 @@ def test_controls_train_the_ladders_text_tokens_plus_code_and_a_text_only_twin(t
     }
     twin = next(r for r in ladder.rungs if r.control == "textonly")
     assert twin.code_share == 0.0 and twin.shares() == pytest.approx({"web_en": 0.7, "web_zh": 0.3})
+
+
+def test_the_experiment_sizes_each_rungs_build_from_the_reference_manifest(tmp_path: Path) -> None:
+    """The ladder reads the reference build's available tokens, sizes every rung's mix (the text-only twin without
+    code, scaled like ontop), and refuses before training when --tokens would repeat the text too often."""
+    args = argparse.Namespace(
+        out=tmp_path, mixes=["code0", "code30"], controls=["ontop", "textonly", "scrambled"], reference="code30",
+        seeds=1, model="tiny", tokens="1k", device="cpu", eval_every=100, last_evals=1, train_args=[], parallel=1,
+        max_text_epochs=4.0, total_tokens=None, sources=None,
+    )  # fmt: skip
+    ladder = Experiment(args, Console(stderr=True))
+    with pytest.raises(ValueError, match="no reference build"):
+        ladder.plan()
+    build_output(tmp_path / "data" / "_reference")  # a real (small) build output: shards, held-out, manifest
+    available = json.loads((tmp_path / "data" / "_reference" / "manifest.json").read_text())["mix"]["sources"]
+    plan = ladder.plan()
+    shard = plan.shard_tokens["code0"]
+    en, zh = available["web_en"]["available_tokens"], available["web_zh"]["available_tokens"]
+    assert shard == int(0.7 * min(en / 0.7, zh / 0.3))  # the text-only twin binds: 1/0.7 x code0's text, once
+    mixes = {r.name: ladder._rung_mix(r, plan.shard_tokens[r.name]) for r in ladder.rungs}
+    assert mixes["code30"].total_tokens == mixes["code30-scrambled"].total_tokens == shard
+    assert mixes["code30-scrambled"].scramble_lines == ["code"]
+    assert mixes["code30-ontop"].total_tokens == mixes["code30-textonly"].total_tokens == round(shard / 0.7)
+    assert "code" not in mixes["code30-textonly"].shares and mixes["code30-ontop"].shares["code"] == 0.3
+    text_epochs = {r: e["web_zh"] for r, e in plan.epochs.items()}
+    assert max(text_epochs.values()) == pytest.approx(min(text_epochs.values())) == pytest.approx(1000 / shard)
+    ladder.args.tokens = "100M"
+    with pytest.raises(ValueError, match="this ladder would see its text .* epochs .cap 4.: 100,000,000 training"):
+        ladder.train()
