@@ -104,6 +104,11 @@ def test_the_experiment_sizes_each_rungs_build_from_the_reference_manifest(tmp_p
     assert "code" not in mixes["code30-textonly"].shares and mixes["code30-ontop"].shares["code"] == 0.3
     text_epochs = {r: e["web_zh"] for r, e in plan.epochs.items()}
     assert max(text_epochs.values()) == pytest.approx(min(text_epochs.values())) == pytest.approx(1000 / shard)
+    build_output(tmp_path / "data" / "code0")  # measured epochs: trained tokens x share / unique tokens held
+    runs = [run for run in ladder.runs if run.rung.name == "code0"]
+    total = sum(s["realised_tokens"] for s in available.values())
+    measured = ladder.measured_epochs(runs, {runs[0].name: {"tokens": 2 * total}})
+    assert measured == {"code0": {"code": 2.0, "web_en": 2.0, "web_zh": 2.0}}
     ladder.args.tokens = "100M"
     with pytest.raises(ValueError, match="this ladder would see its text .* epochs .cap 4.: 100,000,000 training"):
         ladder.train()
