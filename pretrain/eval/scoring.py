@@ -7,6 +7,8 @@ takes the tail), the prompt and the continuation are encoded *separately* and co
 is scored after exactly the same context tokens, and the scored tokens are exactly the continuation's.  The
 context starts with the end-of-text token when one is given (documents start after it in training), and is cut
 from the left so that it fits the model's ``seq_len``; a continuation longer than that is scored in windows.
+Our GPT scores an item's choices in one packed sequence (``choice_loglikelihoods``): the same numbers, the
+context encoded once per item.
 A multiple-choice answer is scored together with the text that ends it in the few-shot format (a line break,
 or " ." for BIG-bench's boolean_expressions; ``Task.continuations``), so that a choice which is a prefix of another
 ("4" and "49", "]" and "] }") does not win merely by being shorter.
@@ -16,9 +18,9 @@ probability per UTF-8 byte, as scored):
 
 - ``calibrated_margin`` (the primary metric): ``margin`` minus the same margin scored with the question removed
   from the context (``Task.render_without_question``: the same few-shot examples and answer cue; the same scored
-  text, byte for byte), DCPMI-style.  It
-  moves only when the question changes the model's preference: a model that prefers some answers whatever the
-  question (a unigram model; a small model that likes round numbers) scores 0 on every item, exactly;
+  text, byte for byte), DCPMI-style.  It moves only when the question changes the model's preference: a model
+  that prefers some answers whatever the question (a unigram model; a small model that likes round numbers)
+  scores 0 on every item, exactly;
 - ``margin``: ``lpb`` of the correct choice minus the mean ``lpb`` of the distractors (bits per byte, continuous,
   so it moves at scales where accuracy is still flat: DataDecide 2025);
 - ``bpb``: bits per byte of the correct choice as scored, its end included (total bits / total UTF-8 bytes);
