@@ -13,7 +13,19 @@ import pytest
 import yaml
 
 from bench.cost import core_hours_per_tb, project
-from bench.scale import DOCS_PER_FILE, Pools, doc_counts, load_pools, sizes_from_env, write_corpus
+from bench.scale import (
+    DOCS_PER_FILE,
+    UNTIMED,
+    Measured,
+    Pools,
+    doc_counts,
+    load_pools,
+    rejections,
+    rows_for,
+    sizes_from_env,
+    stage_rates,
+    write_corpus,
+)
 
 TOTAL = 1_200  # three files of English: the file split is exercised too
 CJK = re.compile(r"[\u3400-\u9fff]")
@@ -87,3 +99,30 @@ def test_cost_model() -> None:
     assert plan["core_hours"]["near_dedup"] == pytest.approx(4 * plan["core_hours"]["filter"])
     assert plan["total_core_hours"] == pytest.approx(sum(plan["core_hours"].values()))
     assert plan["wall_hours"] == pytest.approx(plan["total_core_hours"] / 200)
+
+
+def _measured(docs: int, wall_s: float, driver_mb: float) -> Measured:
+    report = {
+        "workers": 2,
+        "timings_s": {"filter": wall_s / 4, "near_dedup": wall_s / 2},
+        "totals": {"docs_out": docs - 10},
+        "sources": {
+            "web_en": {"rejected": {"near_dedup:duplicate": 6}},
+            "code": {"rejected": {"near_dedup:duplicate": 4}},
+        },
+    }
+    return Measured(docs, docs / 400, wall_s, driver_mb, 2 * driver_mb, report)
+
+
+def test_rates_add_up_to_the_wall_and_targets_compare() -> None:
+    small, large = _measured(1_000, 40.0, 600.0), _measured(4_000, 100.0, 700.0)
+    rates = stage_rates(large)
+    assert set(rates) == {"filter", "near_dedup", UNTIMED}
+    assert sum(large.docs / (docs_s * 2) for docs_s, _ in rates.values()) == pytest.approx(large.wall_s)
+    assert rejections(large.report) == {"near_dedup:duplicate": 10}
+    rows = {r.what: r for r in rows_for([small, large])}
+    driver = rows["driver peak at 4,000 docs"]
+    assert driver.peer_value == 664.0 and driver.ratio == pytest.approx(664 / 700)  # grew 100 MB: target missed
+    per_doc = rows["wall time per doc at 4,000 docs"]
+    assert per_doc.ours == pytest.approx(25.0) and per_doc.ratio == pytest.approx(1.2 * 40 / 25)
+    assert rows["1,000 docs (2 MB): documents kept (out / in)"].ours == pytest.approx(99.0)
