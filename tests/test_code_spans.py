@@ -96,6 +96,13 @@ def test_extract_batch_fills_spans_and_share_per_kind() -> None:
     assert out[3]["code_spans"] == [] and out[3]["code_share"] == 0.0
 
 
+def test_text_documents_of_a_code_source_are_code() -> None:
+    source = "def f():\n    \n\n\n    return 1\n"  # a file from a jsonl dump of code: whitespace untouched
+    rows = [doc_row(source="stack", kind="text", url="a.py", text=source)]
+    out = extract_batch(rows_to_table(rows), code_sources=["stack"]).to_pylist()[0]
+    assert out["text"] == source and out["code_share"] == 1.0
+
+
 def test_columns_survive_ray_stages(ray_local: None) -> None:
     rows = [
         doc_row(source="t", kind="text", url=f"u{i}", text=f"Mail x{i}@gmail.com\n\n```\nip = '8.8.8.{i}'\n```")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from collections.abc import Collection
 
 import pyarrow as pa
 
@@ -21,15 +22,19 @@ from dataengine.schema import reject_rows, set_column, with_stage
 STAGE = "extract"
 
 
-def extract_batch(table: pa.Table) -> pa.Table:
-    """Ray Data ``map_batches`` function: fill ``text``, code spans (and title/language metadata), drop ``raw``."""
-    rows = table.select(["kind", "url", "raw", "text", "lang", "meta", "reject"]).to_pylist()
+def extract_batch(table: pa.Table, code_sources: Collection[str] = ()) -> pa.Table:
+    """Ray Data ``map_batches`` function: fill ``text``, code spans (and title/language metadata), drop ``raw``.
+
+    ``code_sources`` names the sources whose ``text`` documents are code (a jsonl/parquet dump of source files,
+    The Stack style): they are one code block each, their whitespace left as it is.
+    """
+    rows = table.select(["source", "kind", "url", "raw", "text", "lang", "meta", "reject"]).to_pylist()
     old_spans = spans_of(table["code_spans"])
     texts, all_spans, langs, metas, reasons = [], [], [], [], []
     for row, spans in zip(rows, old_spans, strict=True):
         text, lang, meta, reason = row["text"], row["lang"], row["meta"], None
         if row["reject"] is None:
-            text, spans, lang, meta, reason = _extract_one(row)
+            text, spans, lang, meta, reason = _extract_one(row, row["source"] in code_sources)
         texts.append(text)
         all_spans.append(spans)
         langs.append(lang)
@@ -45,13 +50,15 @@ def extract_batch(table: pa.Table) -> pa.Table:
     return reject_rows(table, with_stage(STAGE, reasons))
 
 
-def _extract_one(row: dict) -> tuple[str | None, list[Span], str | None, str, str | None]:
+def _extract_one(row: dict, is_code: bool) -> tuple[str | None, list[Span], str | None, str, str | None]:
     kind, raw, lang, meta = row["kind"], row["raw"], row["lang"], row["meta"]
     if kind == "text":
         # NUL characters (valid in JSON as \u0000) carry nothing and read as non-words to the quality filters
         text = unicodedata.normalize("NFC", (row["text"] or "").replace("\0", ""))
         if not text.strip():
             return None, [], lang, meta, "empty"
+        if is_code:
+            return text, [(0, len(text))], lang, meta, None
         text, spans = normalize_whitespace(text, markdown_spans(text))
         return text, spans, lang, meta, None
     if kind == "html":
