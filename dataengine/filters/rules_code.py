@@ -109,12 +109,12 @@ class CodeLines:
 
     def __call__(self, text: str) -> str | None:
         lines = text.splitlines() or [""]
-        lengths = [len(line) for line in lines]
+        lengths = list(map(len, lines))
         if max(lengths) > self.max_line_length:
             return "max_line_length"
         if sum(lengths) / len(lines) > self.max_avg_line_length:
             return "avg_line_length"
-        if sum(c.isalnum() for c in text) / max(len(text), 1) < self.min_alnum_fraction:
+        if sum(map(str.isalnum, text)) / max(len(text), 1) < self.min_alnum_fraction:
             return "low_alnum_fraction"
         if GENERATED.search("\n".join(lines[: self.generated_header_lines])):
             return "auto_generated"
