@@ -43,6 +43,7 @@ DRIVER_GROWTH_MB = 64.0  # issue 18's targets
 TIME_PER_DOC_GROWTH = 1.2
 TREE_TARGET_MB, TREE_TARGET_DOCS = 4096.0, 1_000_000
 UNTIMED = "rest of the wall time (start-up, report)"
+REPORT_KEYS = ("timings_s", "workers", "totals", "sources")
 NODES, CORES_PER_NODE = 100, 64  # the cluster of the 15T-token projection
 
 # Where the real text comes from: (Debian package, directory inside it, file suffix).
@@ -230,8 +231,17 @@ def measure_build(corpus: dict[str, Any], out: Path) -> Measured:
         wall_s=wall,
         driver_peak_mb=int(hwm_file.read_text()) / 2**20,
         tree_peak_mb=tree.peak / 2**20,
-        report=json.loads((out / "report.json").read_text(encoding="utf-8")),
+        report=_report(out / "report.json"),
     )
+
+
+def _report(path: Path) -> dict[str, Any]:
+    """The build's report.json, with the fields this benchmark reads (a rewritten build must keep them)."""
+    report = json.loads(path.read_text(encoding="utf-8"))
+    missing = [key for key in REPORT_KEYS if key not in report]
+    if missing:
+        raise ValueError(f"{path} lacks {', '.join(missing)}: bench scale reads them to rate the stages")
+    return report
 
 
 def stage_rates(m: Measured) -> dict[str, tuple[float, float]]:

@@ -18,6 +18,7 @@ from bench.scale import (
     UNTIMED,
     Measured,
     Pools,
+    _report,
     doc_counts,
     load_pools,
     rejections,
@@ -126,3 +127,10 @@ def test_rates_add_up_to_the_wall_and_targets_compare() -> None:
     per_doc = rows["wall time per doc at 4,000 docs"]
     assert per_doc.ours == pytest.approx(25.0) and per_doc.ratio == pytest.approx(1.2 * 40 / 25)
     assert rows["1,000 docs (2 MB): documents kept (out / in)"].ours == pytest.approx(99.0)
+
+
+def test_a_report_without_timings_is_a_one_line_error(tmp_path: Path) -> None:
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps({"workers": 2, "totals": {}, "sources": {}}))
+    with pytest.raises(ValueError, match="lacks timings_s"):
+        _report(path)
