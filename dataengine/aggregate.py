@@ -52,3 +52,35 @@ def grouped_sums(
     while len(refs) > 1:
         refs = [_merge.remote(keys, values, *refs[i : i + FAN_IN]) for i in range(0, len(refs), FAN_IN)]
     return ray.get(refs[0])
+
+
+def _smallest_table(table: pa.Table, keys: list[str], order: str, k: int) -> pa.Table:
+    if table.num_rows == 0:
+        return table
+    table = table.sort_by([*((key, "ascending") for key in keys), (order, "ascending")])
+    columns = [table[key].to_pylist() for key in keys]
+    starts, taken, prev = [], 0, None
+    for i, group in enumerate(zip(*columns, strict=True)):
+        taken = taken + 1 if group == prev else 1
+        prev = group
+        if taken <= k:
+            starts.append(i)
+    return table.take(pa.array(starts, pa.int64()))
+
+
+@ray.remote(num_cpus=0.25)
+def _merge_smallest(keys: list[str], order: str, k: int, *tables: pa.Table) -> pa.Table:
+    return _smallest_table(pa.concat_tables(tables, promote_options="permissive"), keys, order, k)
+
+
+def grouped_smallest(
+    ds: ray.data.Dataset, rows: Callable[..., pa.Table], keys: list[str], order: str, k: int
+) -> pa.Table:
+    """The ``k`` rows with the smallest ``order`` per ``keys`` among the tables ``rows(batch)`` returns: a
+    hash-chosen sample of bounded size, reduced like ``grouped_sums``."""
+    refs = ds.map_batches(
+        lambda batch: _smallest_table(rows(batch), keys, order, k), batch_format="pyarrow", batch_size=None
+    ).to_arrow_refs()
+    while len(refs) > 1:
+        refs = [_merge_smallest.remote(keys, order, k, *refs[i : i + FAN_IN]) for i in range(0, len(refs), FAN_IN)]
+    return ray.get(refs[0]) if refs else pa.table({})

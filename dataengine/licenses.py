@@ -13,7 +13,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from functools import lru_cache
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from dataengine.config import SourceConfig
 
 NOASSERTION = "NOASSERTION"
 UNKNOWN: Mapping[str, str] = {"license": NOASSERTION}  # the meta fields of a document nothing licenses
@@ -415,3 +418,13 @@ def from_license_text(text: str) -> str | None:
     if len(lines) == 1 and len(lines[0]) <= _NAME_ONLY_CHARS:  # a file that only names its licence: "Apache 2.0"
         return _known_id(lines[0].strip())
     return None
+
+
+def with_mix_licenses(sources: list[SourceConfig], licenses: str | list[str] | None) -> list[SourceConfig]:
+    """The mix's ``licenses:`` given to every code source that sets none of its own."""
+    if not licenses:
+        return sources
+    return [
+        s.model_copy(update={"licenses": licenses}) if s.filter_domain == "code" and not s.licenses else s
+        for s in sources
+    ]

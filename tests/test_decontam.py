@@ -7,7 +7,7 @@ import pyarrow as pa
 from dataengine.config import DecontamConfig
 from dataengine.filters.decontam import REASON, build_index, contaminating_task, decontaminate_batch
 from dataengine.schema import doc_row, rows_to_table
-from pipelines.build import scramble_lines
+from pipelines.placebo import scramble_lines
 
 LONG = (
     "Alice puts the red ball in box A and the green ball in box B, then she swaps the two balls; "

@@ -96,7 +96,7 @@ def test_stage_rejects_wrong_language_and_skips_code(model_path: Path) -> None:
 
 def test_route_moves_a_page_to_the_source_of_its_language(model_path: Path) -> None:
     """``langid.route``: the English page found in web_zh goes on as a web_en document, counted in both."""
-    from pipelines.build import _routed_counts
+    from dataengine.report.collect import _routed
 
     sources = [
         SourceConfig(name="web_zh", kind="jsonl", paths=["x"], lang="zh"),
@@ -118,8 +118,8 @@ def test_route_moves_a_page_to_the_source_of_its_language(model_path: Path) -> N
     assert moved["text"] == english and moved["id"] == "web_en/" + out[1]["id"].split("/", 1)[1]
     assert json.loads(moved["meta"]) == {"package": "p", "routed_from": "web_zh"}
     assert out[1]["reject_detail"].startswith("to=web_en predicted=en")
-    counts = _routed_counts(pa.Table.from_pylist(out, schema=tagged.schema)).to_pylist()
-    assert counts == [{"to": "web_en", "docs": 1}]
+    counts = _routed(pa.Table.from_pylist(out, schema=tagged.schema)).select(["source", "kind", "docs"])
+    assert counts.to_pylist() == [{"source": "web_en", "kind": "routed", "docs": 1}]
     unrouted = langid_decide(tagged, expected_languages(sources), min_score=0.0, route={"ja": "web_en"})
     assert unrouted["reject"].to_pylist() == [None, "langid:lang_mismatch"]  # no route for English: rejected
 

@@ -280,7 +280,7 @@ def test_licence_filter_normalises_what_it_judges_and_checks_its_parameters() ->
 def test_source_and_mix_licenses_key_keeps_only_those_licences(tmp_path: Path) -> None:
     """``licenses:`` on a source (or on the mix, for every code source without one) runs the filter first in that
     source's chain, with no filter entry in the pipeline."""
-    from pipelines.build import with_mix_licenses
+    from dataengine.licenses import with_mix_licenses
 
     source = licence_repos(tmp_path)
     rows = [{**row, "text": row["raw"].decode()} for row in read_all(source)]  # as extracted

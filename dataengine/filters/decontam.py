@@ -20,7 +20,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import ray.data
+from rich.console import Console
 
+from dataengine.aggregate import grouped_sums
 from dataengine.config import DecontamConfig, ShingleSpec
 from dataengine.dedup.minhash import shingle_hashes, unit_hashes
 from dataengine.schema import kept_mask, reject_rows
@@ -126,3 +130,37 @@ def decontaminate_batch(table: pa.Table, index: EvalIndex) -> pa.Table:
         if task is not None:
             rejects[row], details[row] = REASON, f"task={task}"
     return reject_rows(table, rejects, details)
+
+
+def _dropped(table: pa.Table) -> pa.Table:
+    hit = table.filter(pc.equal(pc.fill_null(table["reject"], ""), REASON))
+    tasks = pc.replace_substring(hit["reject_detail"], "task=", "")
+    return pa.table({"task": tasks, "docs": pa.repeat(pa.scalar(1, pa.int64()), hit.num_rows)})
+
+
+def decontaminate(docs: ray.data.Dataset, cfg: DecontamConfig, console: Console) -> tuple[ray.data.Dataset, dict]:
+    """Reject documents holding an item of the configured evaluation suite; items and drops per task.
+
+    The index (n-gram hashes of the suite's items) is bounded by the suite, not by the corpus."""
+    if not cfg.enabled:
+        return docs, {"enabled": False}
+    from pretrain.eval.tasks import decontamination_texts, unavailable_lines  # the evaluation owns its items
+
+    texts, unavailable = decontamination_texts(cfg.suite)
+    for line in unavailable_lines(unavailable):
+        console.print(f"[yellow]decontamination (their items are not checked): {line}[/]")
+    index = build_index(texts, cfg)
+    console.print(f"decontamination: {sum(index.items.values()):,} evaluation items, {index.size:,} n-grams")
+    docs = docs.map_batches(decontaminate_batch, fn_kwargs={"index": index}, batch_format="pyarrow")
+    docs = docs.materialize()
+    dropped = grouped_sums(docs, _dropped, ["task"], ["docs"])
+    return docs, {
+        "enabled": True,
+        "suite": cfg.suite,
+        "word_ngram": cfg.word_ngram,
+        "char_ngram": cfg.char_ngram,
+        "items": index.items,
+        "items_too_short": index.skipped,
+        "unavailable": unavailable,
+        "docs_dropped": dict(zip(dropped["task"].to_pylist(), dropped["docs"].to_pylist(), strict=True)),
+    }

@@ -15,7 +15,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import ray.data
 
+from dataengine.aggregate import grouped_sums
 from dataengine.cache import cache_dir
 from dataengine.config import QUALITY_LANGS as LANGS
 from dataengine.schema import reject_rows, set_column
@@ -117,19 +119,38 @@ def quality_decide(table: pa.Table, min_score: dict[str, float]) -> pa.Table:
     return reject_rows(table, rejects, details)
 
 
-def quality_summary(table: pa.Table) -> dict[str, dict[str, dict[str, float]]]:
+SCORE_BINS = 10_000  # quantiles of the score summary are exact to 1/SCORE_BINS
+
+
+def _score_bins(table: pa.Table) -> pa.Table:
+    scored = table.filter(pc.is_valid(table["quality_score"]))
+    scores = scored["quality_score"].to_numpy(zero_copy_only=False)
+    bins = np.minimum((scores * SCORE_BINS).astype(np.int64), SCORE_BINS - 1)
+    side = pc.if_else(pc.is_null(scored["reject"]), "kept", "rejected")
+    return pa.table({"source": scored["source"], "side": side, "bin": bins,
+                     "docs": pa.repeat(pa.scalar(1, pa.int64()), scored.num_rows)})  # fmt: skip
+
+
+def quality_summary(docs: ray.data.Dataset) -> dict[str, dict[str, dict[str, float]]]:
     """Per source, the score quantiles of documents the cleaning stages kept beside those they rejected: a
     check that the rules and the classifier agree (rejected documents should score lower), and a guide for
-    choosing ``min_score``.  Sources with no scored document are left out."""
+    choosing ``min_score``.  Sources with no scored document are left out.  Computed from a histogram of the
+    scores (``SCORE_BINS`` bins per source and side), so no score reaches the driver."""
+    hist = grouped_sums(docs, _score_bins, ["source", "side", "bin"], ["docs"])
     out: dict[str, dict[str, dict[str, float]]] = {}
-    scored = table.filter(pc.is_valid(table["quality_score"]))
-    for source in sorted(set(scored["source"].to_pylist())):
-        rows = scored.filter(pc.equal(scored["source"], source))
-        kept = pc.is_null(rows["reject"]).to_numpy(zero_copy_only=False)
-        scores = rows["quality_score"].to_numpy(zero_copy_only=False)
-        out[source] = {
-            side: {"docs": int(part.size), **{f"p{q}": round(float(np.percentile(part, q)), 4) for q in (10, 50, 90)}}
-            for side, part in (("kept", scores[kept]), ("rejected", scores[~kept]))
-            if part.size
-        }
-    return out
+    for (source, side), part in _groups(hist).items():
+        bins, counts = np.asarray(part["bin"]), np.cumsum(part["docs"])
+        n = int(counts[-1])
+        quantiles = {f"p{q}": round((bins[np.searchsorted(counts, q / 100 * n)] + 0.5) / SCORE_BINS, 4)
+                     for q in (10, 50, 90)}  # fmt: skip
+        out.setdefault(source, {})[side] = {"docs": n, **quantiles}
+    return dict(sorted(out.items()))
+
+
+def _groups(hist: pa.Table) -> dict[tuple[str, str], dict[str, list[int]]]:
+    groups: dict[tuple[str, str], dict[str, list[int]]] = {}
+    for row in hist.sort_by([("source", "ascending"), ("side", "ascending"), ("bin", "ascending")]).to_pylist():
+        part = groups.setdefault((row["source"], row["side"]), {"bin": [], "docs": []})
+        part["bin"].append(row["bin"])
+        part["docs"].append(row["docs"])
+    return groups

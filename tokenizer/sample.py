@@ -1,0 +1,73 @@
+"""The tokenizer's training sample of a build: per source, training documents in a seeded hash order until the
+source's share of ``sample_bytes`` is reached.
+
+The cut is found by ``mix.cut.find_cuts`` (histograms of the hash range, no document gathered), so only the
+chosen texts — bounded by ``sample_bytes``, not by the corpus — ever reach the driver, where the tokenizer is
+trained on them in hash order.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import ray.data
+
+from dataengine.mix.cut import Cut, find_cuts
+from dataengine.pipeline import Context
+from dataengine.schema import stable_hash
+from dataengine.shards.write import training
+from tokenizer.train import train
+
+
+def _hashes(table: pa.Table, seed: int) -> pa.Array:
+    return pa.array([stable_hash(seed, "tok", i) for i in table["id"].to_pylist()], pa.uint64())
+
+
+def _candidates(table: pa.Table, seed: int, held_out: float, sources: list[str]) -> pa.Table:
+    table = training(table, held_out)
+    table = table.filter(pc.is_in(table["source"], pa.array(sources, pa.string())))
+    nbytes = pc.binary_length(pc.fill_null(table["text"], "").cast(pa.binary())).cast(pa.int64())
+    return pa.table({"group": table["source"], "hash": _hashes(table, seed), "weight": nbytes})
+
+
+def _chosen(table: pa.Table, seed: int, held_out: float, cuts: dict[str, Cut]) -> pa.Table:
+    table = training(table, held_out)
+    table = table.filter(pc.is_in(table["source"], pa.array(list(cuts), pa.string())))
+    hashes = _hashes(table, seed).to_pylist()
+    keep = [cuts[s].below(h) or cuts[s].crossing(h) for h, s in zip(hashes, table["source"].to_pylist(), strict=True)]
+    return pa.table({"hash": pa.array(hashes, pa.uint64()), "text": table["text"]}).filter(pa.array(keep))
+
+
+def sample_texts(
+    docs: ray.data.Dataset, shares: dict[str, float], sample_bytes: int, seed: int, held_out: float
+) -> list[str]:
+    """The texts to train the tokenizer on, in hash order."""
+    budgets = {s: math.ceil(share * sample_bytes) for s, share in shares.items() if share > 0}
+    candidates = docs.map_batches(
+        _candidates, fn_kwargs={"seed": seed, "held_out": held_out, "sources": list(budgets)}, batch_format="pyarrow"
+    ).materialize()
+    cuts = find_cuts(candidates, budgets)
+    chosen = docs.map_batches(
+        _chosen, fn_kwargs={"seed": seed, "held_out": held_out, "cuts": cuts}, batch_format="pyarrow"
+    ).take_all()
+    return [r["text"] for r in sorted(chosen, key=lambda r: r["hash"])]
+
+
+def tokenizer_stage(docs: ray.data.Dataset, ctx: Context) -> ray.data.Dataset:
+    """The build's tokenizer, as a JSON string in ``ctx.objects``: the user's (``--tokenizer``), or one trained
+    on the hash-ordered sample of the mix; written to ``OUT/tokenizer.json``."""
+    dest, user = ctx.out / "tokenizer.json", ctx.objects.get("user_tokenizer")
+    if user is not None:
+        if not Path(user).exists():
+            raise ValueError(f"--tokenizer: file not found: {user}")
+        shutil.copyfile(user, dest)
+        ctx.objects["tokenizer_json"] = dest.read_text(encoding="utf-8")
+        return docs
+    texts = sample_texts(docs, ctx.mix.shares, ctx.pipe.tokenizer_sample_bytes, ctx.mix.seed, ctx.mix.held_out)
+    ctx.console.print(f"training tokenizer on {len(texts):,} documents ({sum(map(len, texts)) / 1e6:.1f}M chars)")
+    ctx.objects["tokenizer_json"] = train(texts, ctx.pipe.vocab_size, dest).to_str()
+    return docs
