@@ -272,9 +272,6 @@ class MixConfig(Strict):
     max_epochs: float = 4.0
     held_out: float = 0.005
     seed: int = 0
-    # sources whose documents have their lines shuffled before tokenizing: the experiment's placebo, which keeps
-    # the tokens of code and destroys its structure
-    scramble_lines: list[str] = Field(default_factory=list)
     licenses: Literal["permissive"] | list[str] | None = None  # for every code source that sets none itself
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
 

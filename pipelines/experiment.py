@@ -129,7 +129,8 @@ class Experiment:
                     self.console.print(f"[green]✓[/] {rung.name}: built already")
                     continue
                 self.console.rule(f"build {rung.name}")
-                Build(mix, sources, out, cpus, tokenizer, self.console, cache, resume=True).run()
+                extra = self.extra_stages(rung)
+                Build(mix, sources, out, cpus, tokenizer, self.console, cache, resume=True, extra_stages=extra).run()
 
     def plan(self) -> RepetitionPlan:
         """Every rung's shard size and the epochs its training sees of each source, from the reference build's
@@ -149,6 +150,13 @@ class Experiment:
             self.args.total_tokens,
         )
 
+    @staticmethod
+    def extra_stages(rung: Rung) -> list[Any]:
+        """The stages a rung adds to the build: the scrambled control's placebo (code lines shuffled)."""
+        from pipelines.placebo import scramble_stage
+
+        return [scramble_stage([CODE])] if rung.control == "scrambled" else []
+
     def _rung_mix(self, rung: Rung, total: int) -> Any:
         from dataengine.config import load_mix
 
@@ -156,8 +164,6 @@ class Experiment:
         update: dict[str, Any] = {"name": rung.name, "total_tokens": total, "shares": rung.shares()}
         if self.args.sources:
             update["sources"] = self.args.sources
-        if rung.control == "scrambled":
-            update["scramble_lines"] = [CODE]
         return mix.model_copy(update=update)
 
     def measured_epochs(self, runs: list[Run], training: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:

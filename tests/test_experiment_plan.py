@@ -99,7 +99,8 @@ def test_the_experiment_sizes_each_rungs_build_from_the_reference_manifest(tmp_p
     assert shard == int(0.7 * min(en / 0.7, zh / 0.3))  # the text-only twin binds: 1/0.7 x code0's text, once
     mixes = {r.name: ladder._rung_mix(r, plan.shard_tokens[r.name]) for r in ladder.rungs}
     assert mixes["code30"].total_tokens == mixes["code30-scrambled"].total_tokens == shard
-    assert mixes["code30-scrambled"].scramble_lines == ["code"]
+    stages = {r.name: [s.name for s in ladder.extra_stages(r)] for r in ladder.rungs}
+    assert stages["code30-scrambled"] == ["scramble_lines"] and stages["code30"] == []
     assert mixes["code30-ontop"].total_tokens == mixes["code30-textonly"].total_tokens == round(shard / 0.7)
     assert "code" not in mixes["code30-textonly"].shares and mixes["code30-ontop"].shares["code"] == 0.3
     text_epochs = {r: e["web_zh"] for r, e in plan.epochs.items()}

@@ -13,6 +13,7 @@ process) is avoided, and the model file is byte-identical run to run.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import re
 import subprocess
@@ -172,9 +173,15 @@ def train_default_model(out: Path | None = None) -> Path:
 
 
 def default_model() -> Path:
-    """The cached default model, trained on first use."""
+    """The cached default model, trained on first use (once, whichever of the processes that ask at the same
+    time gets the lock: two builds starting together must not train into the same directory)."""
     path = model_dir() / "model.bin"
-    return path if path.exists() else train_default_model()
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with (path.parent / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return path if path.exists() else train_default_model()
 
 
 def main(argv: list[str] | None = None) -> int:
