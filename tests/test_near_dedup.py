@@ -18,7 +18,7 @@ import ray.data
 import xxhash
 
 from dataengine.config import LineDedupConfig, NearDedupConfig, ShingleSpec, SourceConfig
-from dataengine.dedup.components import connected_components
+from dataengine.dedup.components import connected_components, local_components
 from dataengine.dedup.labelled import EDITS, LabelledPair, accuracy, labelled_pairs, ref_shingles
 from dataengine.dedup.lines import STAGE as LINE_STAGE
 from dataengine.dedup.lines import line_dedup, pairs_in
@@ -80,24 +80,9 @@ def test_signatures_equal_a_straightforward_reference(spec: ShingleSpec) -> None
     assert sigs.tolist() == expected
 
 
-def components(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
-    """In-memory reference: label of each of ``n`` nodes = the smallest node index of its component (edges
-    ``a[i]-b[i]``), by min-label propagation with pointer jumping."""
-    labels = np.arange(n)
-    while True:
-        low = np.minimum(labels[a], labels[b])
-        new = labels.copy()
-        np.minimum.at(new, a, low)
-        np.minimum.at(new, b, low)
-        new = new[new]
-        if np.array_equal(new, labels):
-            return labels
-        labels = new
-
-
-def test_reference_components_label_by_the_smallest_node() -> None:
+def test_in_memory_components_label_by_the_smallest_node() -> None:
     a, b = np.array([5, 3, 3, 7, 8]), np.array([4, 4, 6, 6, 9])
-    assert components(a, b, 10).tolist() == [0, 1, 2, 3, 3, 3, 3, 3, 8, 8]
+    assert local_components(a, b, 10).tolist() == [0, 1, 2, 3, 3, 3, 3, 3, 8, 8]
 
 
 def _graph() -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -123,18 +108,18 @@ def test_distributed_components_equal_the_reference(ray_local: None) -> None:
     rank = np.empty(len(ids), np.int64)
     rank[order] = np.arange(len(ids))
     nodes = np.unique(np.concatenate([a, b]))
-    labels = components(rank[a], rank[b], len(ids))
+    labels = local_components(rank[a], rank[b], len(ids))  # the in-memory algorithm as reference
     expected = {ids[n]: ids[order[labels[rank[n]]]] for n in nodes if labels[rank[n]] != rank[n]}
     edges = pa.table({"a": [ids[i] for i in a], "b": [ids[i] for i in b]})
     results = []
-    for blocks in (1, 3):
+    for blocks, per_partition in ((1, 100), (3, 100), (2, 10_000)):  # many partitions, then one
         ds = ray.data.from_arrow([edges.slice(i * len(a) // blocks, len(a) // blocks + 1) for i in range(blocks)])
-        found, rounds = connected_components(ds.materialize())
+        found, rounds = connected_components(ds.materialize(), per_partition)
         rows = found.take_all()
         assert {r["id"]: r["kept"] for r in rows} == expected and len(rows) == len(expected)
-        assert rounds >= 3  # the chain needs several rounds
+        assert rounds >= 3 if per_partition == 100 else rounds == 1  # the chain spans partitions: several rounds
         results.append(sorted((r["id"], r["kept"]) for r in rows))
-    assert results[0] == results[1]
+    assert results[0] == results[1] == results[2]
 
 
 def test_pairs_in_equals_a_set() -> None:

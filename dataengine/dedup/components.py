@@ -10,7 +10,11 @@ by a hash partition of the node and the edges are the labels.
 
 Neither step changes the components; when a round (one of each) changes no edge, every component is a star
 around its smallest node, i.e. the edges are ``(id, kept)``.  Rounds are O(log^2 n) in the worst case and about
-log(diameter) in practice (a 1,000-node chain takes 6); ``MAX_ROUNDS`` bounds them.
+log(diameter) in practice (a 1,000-node chain in shuffled id order took 9 without the contraction below);
+``MAX_ROUNDS`` bounds them.
+Before the rounds, one groupby contracts each partition's edges in memory (``local_components``: every node
+linked to the smallest node it reaches through that partition's edges), which keeps the components and
+leaves a graph that fits one partition (most builds' graphs) already in stars: one round then only checks it.
 
 Why this and not union-find in sharded actors (Data-Juicer's BTS): it is plain Ray Data shuffles, so it spills
 to disk, retries failed tasks and needs no actor sized to its share of the nodes; each task holds one partition
@@ -28,9 +32,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import ray.data
 
-from dataengine.dedup.cogroup import PART, key_partition, partitions
+from dataengine.dedup.cogroup import PART, ROWS_PER_PARTITION, key_partition, partitions
 
 MAX_ROUNDS = 64
+
+
+def local_components(a: np.ndarray, b: np.ndarray, n: int) -> np.ndarray:
+    """In memory: the label of each of ``n`` nodes = the smallest node index of its component (edges
+    ``a[i]-b[i]``).  Min-label propagation with pointer jumping: a label is always a node of the component and
+    only decreases, so the smallest node keeps its own index and, once no edge changes, labels the component."""
+    labels = np.arange(n)
+    while True:
+        low = np.minimum(labels[a], labels[b])
+        new = labels.copy()
+        np.minimum.at(new, a, low)
+        np.minimum.at(new, b, low)
+        new = new[new]
+        if np.array_equal(new, labels):
+            return labels
+        labels = new
 
 
 def _ranks(a: pa.ChunkedArray, b: pa.ChunkedArray) -> tuple[pa.Array, np.ndarray, np.ndarray]:
@@ -62,6 +82,14 @@ def _directed(table: pa.Table, parts: int, both_ways: bool) -> pa.Table:
     if both_ways:
         node, nbr, new = pa.concat_arrays([node, nbr]), pa.concat_arrays([nbr, node]), pa.concat_arrays([new, new])
     return pa.table({"node": node, "nbr": nbr, "new": new, PART: pa.array(key_partition(node, parts), pa.int32())})
+
+
+def contract(group: pa.Table) -> pa.Table:
+    """Every node of the partition's edges linked to the smallest node it reaches through them."""
+    nodes, u, v = _ranks(group["node"], group["nbr"])
+    labels = local_components(u, v, len(nodes))
+    moved = np.flatnonzero(labels != np.arange(len(nodes)))
+    return _edges(nodes, moved, labels[moved], np.zeros(len(moved), bool))
 
 
 def large_star(group: pa.Table) -> pa.Table:
@@ -102,11 +130,14 @@ def _shuffle(edges: ray.data.Dataset, parts: int, fn: Callable[[pa.Table], pa.Ta
     return rows.groupby(PART, num_partitions=parts).map_groups(fn, batch_format="pyarrow")
 
 
-def connected_components(edges: ray.data.Dataset) -> tuple[ray.data.Dataset, int]:
+def connected_components(
+    edges: ray.data.Dataset, rows_per_partition: int = ROWS_PER_PARTITION
+) -> tuple[ray.data.Dataset, int]:
     """``(id, kept)`` for every node of the edges ``(a, b)`` (string ids) but the smallest of each component,
     and the number of rounds it took.  ``edges`` should be materialised (it is counted, then read)."""
-    parts = partitions(2 * edges.count())
+    parts = partitions(2 * edges.count(), rows_per_partition)
     edges = edges.select_columns(["a", "b"]).map_batches(_unmoved, batch_format="pyarrow")
+    edges = _shuffle(edges, parts, contract, True)
     for rounds in range(1, MAX_ROUNDS + 1):
         edges = _shuffle(_shuffle(edges, parts, large_star, True), parts, small_star, False).materialize()
         if not sum(row["new"] for row in edges.map_batches(_count_new, batch_format="pyarrow").iter_rows()):
