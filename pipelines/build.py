@@ -147,7 +147,8 @@ class Build:
             report = build_report(mix.name, mix.seed, report_stages(ctx), funnel, plan, ctx.timings,
                                   time.perf_counter() - start, ctx.cpus)  # fmt: skip
             report["decontamination"] = ctx.results.get("decontamination", {"enabled": False})
-            report["stage_cache"] = ctx.results.get("stage_cache", {})
+            levels = ctx.results.get("stage_cache", {})  # per level: reused (hit) or computed
+            report["stage_cache"] = {**levels.get("cleaned", {"hit": False}), "levels": levels}
             report["examples"] = write_examples(docs, ctx.out, ctx.pipe.rejects_sample_per_reason)
             report["quality_scores"] = quality_summary(docs)
             write_report(ctx.out, report)

@@ -142,7 +142,7 @@ def test_interrupted_build_is_refused_then_resumed_to_the_same_bytes(
     cmd = [sys.executable, "-m", "pipelines.build", "--mix", str(mix), "--out", str(out), "--workers", "2"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 600
-    while not list(out.glob(".stages/*/cleaned.json")) and proc.poll() is None and time.monotonic() < deadline:
+    while not list(out.glob(".stages/cleaned-*/done.json")) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
     assert proc.poll() is None, "the build ended before it could be interrupted"
     os.killpg(proc.pid, signal.SIGINT)
@@ -158,10 +158,10 @@ def test_interrupted_build_is_refused_then_resumed_to_the_same_bytes(
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     assert report["stage_cache"]["hit"] is True
-    assert "read+extract+tag" not in report["timings_s"] and "filter" not in report["timings_s"]  # not recomputed
+    assert not {"read+extract+langid+quality_model", "langid+filters+pii"} & set(report["timings_s"])  # reused
     assert digests(out) == digests(built[0])
     assert not list(out.glob(".stages/cleaned-*"))  # a completed build drops its cleaned stage cache...
-    assert len(list(out.glob(".stages/tagged-*/tagged.json"))) == 1  # ...and keeps the models' tags
+    assert len(list(out.glob(".stages/tagged-*/done.json"))) == 1  # ...and keeps the models' tags
 
 
 def test_a_new_threshold_rebuilds_from_the_cached_tags(corpus: Path, built: tuple[Path, dict], tmp_path: Path):
@@ -185,7 +185,8 @@ def test_a_new_threshold_rebuilds_from_the_cached_tags(corpus: Path, built: tupl
     strict = {**pipeline, "langid": {"min_score": threshold}}
     mix = load_mix(str(write_mix(tmp_path, corpus, pipeline=strict)))
     report = Build(mix, load_sources(mix.sources), out, cpus=2).run()
-    assert "tagged documents (stage cache)" in report["timings_s"] and "read+extract+tag" not in report["timings_s"]
+    assert "tagged documents (stage cache)" in report["timings_s"]
+    assert "read+extract+langid+quality_model" not in report["timings_s"]
     assert report["stage_cache"]["hit"] is False  # the cleaned stages depend on the threshold: recomputed
     low = sum(f["rejected"].get("langid:low_score", 0) for f in report["sources"].values())
     assert low > 0 and not any("langid:low_score" in f["rejected"] for f in first["sources"].values())

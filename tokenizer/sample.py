@@ -2,8 +2,8 @@
 source's share of ``sample_bytes`` is reached.
 
 The cut is found by ``mix.cut.find_cuts`` (histograms of the hash range, no document gathered), so only the
-chosen texts — bounded by ``sample_bytes``, not by the corpus — ever reach the driver, where the tokenizer is
-trained on them in hash order.
+chosen texts (bounded by ``sample_bytes``) reach one worker task, which trains the tokenizer on them in hash
+order; the driver receives the tokenizer.
 """
 
 from __future__ import annotations
@@ -14,8 +14,11 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import ray
 import ray.data
+from tokenizers import Tokenizer
 
+from dataengine.atomic import atomic_path
 from dataengine.mix.cut import Cut, find_cuts
 from dataengine.pipeline import Context
 from dataengine.schema import stable_hash
@@ -42,19 +45,25 @@ def _chosen(table: pa.Table, seed: int, held_out: float, cuts: dict[str, Cut]) -
     return pa.table({"hash": pa.array(hashes, pa.uint64()), "text": table["text"]}).filter(pa.array(keep))
 
 
-def sample_texts(
+def sample_table(
     docs: ray.data.Dataset, shares: dict[str, float], sample_bytes: int, seed: int, held_out: float
-) -> list[str]:
-    """The texts to train the tokenizer on, in hash order."""
+) -> ray.data.Dataset:
+    """The documents to train the tokenizer on (``hash``, ``text``), chosen in the workers."""
     budgets = {s: math.ceil(share * sample_bytes) for s, share in shares.items() if share > 0}
     candidates = docs.map_batches(
         _candidates, fn_kwargs={"seed": seed, "held_out": held_out, "sources": list(budgets)}, batch_format="pyarrow"
     ).materialize()
     cuts = find_cuts(candidates, budgets)
-    chosen = docs.map_batches(
-        _chosen, fn_kwargs={"seed": seed, "held_out": held_out, "cuts": cuts}, batch_format="pyarrow"
-    ).take_all()
-    return [r["text"] for r in sorted(chosen, key=lambda r: r["hash"])]
+    return docs.map_batches(_chosen, fn_kwargs={"seed": seed, "held_out": held_out, "cuts": cuts},
+                            batch_format="pyarrow")  # fmt: skip
+
+
+@ray.remote(num_cpus=1)
+def _train(vocab_size: int, *tables: pa.Table) -> tuple[str, int, int]:
+    """The tokenizer trained on the sample in hash order (in a worker: the sample never reaches the driver)."""
+    sample = pa.concat_tables(tables).sort_by("hash")
+    texts = sample["text"].to_pylist()
+    return train(texts, vocab_size).to_str(), len(texts), sum(map(len, texts))
 
 
 def tokenizer_stage(docs: ray.data.Dataset, ctx: Context) -> ray.data.Dataset:
@@ -67,7 +76,11 @@ def tokenizer_stage(docs: ray.data.Dataset, ctx: Context) -> ray.data.Dataset:
         shutil.copyfile(user, dest)
         ctx.objects["tokenizer_json"] = dest.read_text(encoding="utf-8")
         return docs
-    texts = sample_texts(docs, ctx.mix.shares, ctx.pipe.tokenizer_sample_bytes, ctx.mix.seed, ctx.mix.held_out)
-    ctx.console.print(f"training tokenizer on {len(texts):,} documents ({sum(map(len, texts)) / 1e6:.1f}M chars)")
-    ctx.objects["tokenizer_json"] = train(texts, ctx.pipe.vocab_size, dest).to_str()
+    mix = ctx.mix
+    chosen = sample_table(docs, mix.shares, ctx.pipe.tokenizer_sample_bytes, mix.seed, mix.held_out)
+    tokenizer_json, n, chars = ray.get(_train.remote(ctx.pipe.vocab_size, *chosen.to_arrow_refs()))
+    ctx.console.print(f"trained the tokenizer on {n:,} documents ({chars / 1e6:.1f}M chars)")
+    with atomic_path(dest) as tmp:
+        Tokenizer.from_str(tokenizer_json).save(str(tmp))
+    ctx.objects["tokenizer_json"] = tokenizer_json
     return docs
