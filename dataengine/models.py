@@ -11,6 +11,7 @@ from dataengine.filters.lid_train import default_model
 from dataengine.filters.quality_model import default_model as default_quality_model
 from dataengine.pipeline import Context
 from dataengine.shards.writer import sha256_file
+from dataengine.shipped import ShippedModel
 
 
 def lid_model(ctx: Context) -> Path:
@@ -40,6 +41,11 @@ def quality_models(ctx: Context) -> dict[str, Path]:
         return {lang: default_quality_model(lang) for lang in langs}
 
     return ctx.once("quality_models", resolve)
+
+
+def shipped(ctx: Context, path: Path) -> ShippedModel:
+    """The model's bytes in the object store, put once per build: workers never open the driver's path."""
+    return ctx.once(f"shipped:{path}", lambda: ShippedModel.put(path))
 
 
 @lru_cache(maxsize=16)

@@ -29,7 +29,7 @@ from dataengine.filters.langid import LangIdTagger, expected_languages, langid_d
 from dataengine.filters.pii import redact_batch
 from dataengine.filters.quality_model import QualityTagger, quality_decide, quality_summary
 from dataengine.licenses import with_mix_licenses
-from dataengine.models import lid_model, quality_models, sha256_of
+from dataengine.models import lid_model, quality_models, sha256_of, shipped
 from dataengine.pipeline import Context, Stage, run_stages
 from dataengine.report.build_report import build_report, print_summary, write_examples
 from dataengine.report.collect import collect_funnel
@@ -78,10 +78,10 @@ def stages(extra: list[Stage] | None = None) -> list[Stage]:
         Stage("extract", "map", extract_batch, kwargs=lambda c: {"code_sources": _code_sources(c)},
               reads=_code_sources),
         Stage("langid", "tag", LangIdTagger, actors=True, when=langid_on,
-              kwargs=lambda c: {"model_path": str(lid_model(c)), "sources": c.sources},
+              kwargs=lambda c: {"model_path": shipped(c, lid_model(c)), "sources": c.sources},
               reads=lambda c: sha256_of(lid_model(c))),
         Stage("quality_model", "tag", QualityTagger, actors=True, when=lambda c: bool(quality_models(c)),
-              kwargs=lambda c: {"model_paths": {k: str(p) for k, p in quality_models(c).items()}},
+              kwargs=lambda c: {"model_paths": {k: shipped(c, p) for k, p in quality_models(c).items()}},
               reads=lambda c: {k: sha256_of(p) for k, p in quality_models(c).items()}),
         Stage("tagged", "global", _passthrough, cache="tagged"),
         Stage("langid", "decide", langid_decide, when=langid_on,

@@ -149,3 +149,28 @@ def test_bench_peers_run_offline_and_labels_map_to_shared_codes() -> None:
     assert {"en", "zh", "ja", "de"} <= labels and base("zh-Hant") == "zh" and base("pt") == "pt"
     for peer in (langid_py(["de", "en", "ja", "zh"]), lingua(["de", "en", "ja", "zh"]), identify):
         assert peer(english) == "en" and peer(chinese) == "zh"
+
+
+def test_a_model_shipped_through_the_object_store_tags_as_the_file_does(model_path: Path, ray_local: None) -> None:
+    """On a cluster workers never open the driver's model path: the bytes travel through Ray and are loaded from a
+    private temporary file that is gone once the model is in memory."""
+    import glob
+    import tempfile
+
+    import ray
+    import ray.data
+
+    from dataengine.shipped import ShippedModel
+
+    sources = [SourceConfig(name="web_zh", kind="jsonl", paths=["x"], lang="zh")]
+    rows = [doc_row(source="web_zh", kind="text", url=str(i), text=t) for i, t in enumerate(ZH_SENTENCES[:4])]
+    table = rows_to_table(rows)
+    shipped = ShippedModel.put(model_path)
+    via_ray = ray.data.from_arrow(table).map_batches(
+        LangIdTagger, fn_constructor_kwargs={"model_path": shipped, "sources": sources}, batch_format="pyarrow",
+        compute=ray.data.ActorPoolStrategy(size=1), num_cpus=0.5,
+    ).take_all()  # fmt: skip
+    local = LangIdTagger(str(model_path), sources)(table).to_pylist()
+    assert [(r["lang"], r["lang_score"]) for r in via_ray] == [(r["lang"], r["lang_score"]) for r in local]
+    assert not glob.glob(f"{tempfile.gettempdir()}/dataengine-*-{model_path.name}")  # no copy left behind
+    assert ray.get(shipped.ref) == model_path.read_bytes()

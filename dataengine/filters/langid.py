@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from dataengine.config import SourceConfig
 from dataengine.schema import reject_rows, set_column
+from dataengine.shipped import ShippedModel, model_file
 
 STAGE = "langid"
 MAX_CHARS = 10_000
@@ -46,11 +47,12 @@ def matches(expected: str, predicted: str) -> bool:
 
 
 class LangIdModel:
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str | ShippedModel) -> None:
         import fasttext
 
         fasttext.FastText.eprint = lambda *args, **kwargs: None  # silence the load_model warning
-        self.model = fasttext.load_model(str(path))
+        with model_file(path) as local:
+            self.model = fasttext.load_model(local)
 
     def predict(self, text: str) -> tuple[str, float]:
         labels, scores = self.model.predict(text[:MAX_CHARS].replace("\n", " "), k=1)

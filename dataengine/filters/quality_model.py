@@ -21,6 +21,7 @@ from dataengine.aggregate import grouped_sums
 from dataengine.cache import cache_dir
 from dataengine.config import QUALITY_LANGS as LANGS
 from dataengine.schema import reject_rows, set_column
+from dataengine.shipped import ShippedModel, model_file
 
 STAGE = "quality_model"
 MODEL_VERSION = "quality-v1"
@@ -56,11 +57,12 @@ def default_model(lang: str) -> Path:
 
 
 class QualityModel:
-    def __init__(self, path: Path | str, lang: str = "en") -> None:
+    def __init__(self, path: Path | str | ShippedModel, lang: str = "en") -> None:
         import fasttext
 
         fasttext.FastText.eprint = lambda *args, **kwargs: None  # silence the load_model warning
-        self.model = fasttext.load_model(str(path))
+        with model_file(path) as local:
+            self.model = fasttext.load_model(local)
         self.lang = lang
 
     def score(self, texts: list[str]) -> np.ndarray:
@@ -86,10 +88,11 @@ class QualityTagger:
     """Ray Data callable class: tags ``quality_score`` of every kept document whose ``lang`` has a model.
 
     The score is stored once with the tagged documents; ``quality_decide`` applies the thresholds afterwards.
-    ``model_paths`` (language -> model file) come from the driver, which trains missing models first.
+    ``model_paths`` (language -> model file, or its bytes shipped through the object store) come from the driver,
+    which trains missing models first.
     """
 
-    def __init__(self, model_paths: dict[str, str]) -> None:
+    def __init__(self, model_paths: dict[str, str | ShippedModel]) -> None:
         self.models = {base_lang(lang): QualityModel(path, base_lang(lang)) for lang, path in model_paths.items()}
 
     def __call__(self, table: pa.Table) -> pa.Table:
