@@ -86,19 +86,19 @@ def test_in_memory_components_label_by_the_smallest_node() -> None:
 
 
 def _graph() -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Ids in shuffled order, and edges: a 200-node chain, a 50-leaf star around a large id, random small
+    """Ids in shuffled order, and edges: an 80-node chain, a 30-leaf star around a middle id, random small
     clusters, repeated and reversed edges, self-loops: components that need several rounds."""
     rng = random.Random(5)
-    ids = [f"doc-{rng.getrandbits(40):010x}" for _ in range(400)]
-    a, b = list(range(199)), list(range(1, 200))  # chain 0-1-...-199
-    a += [250] * 50 + list(range(260, 270))
-    b += list(range(200, 250)) + [250] * 10  # star: the centre is neither the smallest nor the largest id
-    for _ in range(100):
-        x = rng.randrange(270, 400)
+    ids = [f"doc-{rng.getrandbits(40):010x}" for _ in range(160)]
+    a, b = list(range(79)), list(range(1, 80))  # chain 0-1-...-79
+    a += [100] * 30 + list(range(110, 115))
+    b += list(range(80, 110)) + [100] * 5  # star: the centre is neither the smallest nor the largest id
+    for _ in range(30):
+        x = rng.randrange(115, 160)
         a.append(x)
-        b.append(min(399, x + rng.randrange(1, 4)))
-    a += [5, 17, 300]
-    b += [4, 17, 301]
+        b.append(min(159, x + rng.randrange(1, 4)))
+    a += [5, 17, 130]
+    b += [4, 17, 131]
     return ids, np.array(a), np.array(b)
 
 
@@ -112,12 +112,12 @@ def test_distributed_components_equal_the_reference(ray_local: None) -> None:
     expected = {ids[n]: ids[order[labels[rank[n]]]] for n in nodes if labels[rank[n]] != rank[n]}
     edges = pa.table({"a": [ids[i] for i in a], "b": [ids[i] for i in b]})
     results = []
-    for blocks, per_partition in ((1, 100), (3, 100), (2, 10_000)):  # many partitions, then one
+    for blocks, per_partition in ((1, 40), (3, 40), (2, 10_000)):  # many partitions, then one
         ds = ray.data.from_arrow([edges.slice(i * len(a) // blocks, len(a) // blocks + 1) for i in range(blocks)])
         found, rounds = connected_components(ds.materialize(), per_partition)
         rows = found.take_all()
         assert {r["id"]: r["kept"] for r in rows} == expected and len(rows) == len(expected)
-        assert rounds >= 3 if per_partition == 100 else rounds == 1  # the chain spans partitions: several rounds
+        assert rounds >= 3 if per_partition == 40 else rounds == 1  # the chain spans partitions: several rounds
         results.append(sorted((r["id"], r["kept"]) for r in rows))
     assert results[0] == results[1] == results[2]
 
