@@ -65,31 +65,3 @@ def exact_dedup(docs: ray.data.Dataset) -> ray.data.Dataset:
     parts = partitions(docs.count(), DOCS_PER_PARTITION)
     keyed = docs.map_batches(_keyed, fn_kwargs={"parts": parts}, batch_format="pyarrow")
     return keyed.groupby(PART, num_partitions=parts).map_groups(mark_group, batch_format="pyarrow")
-
-
-# -- the old interface, kept only until pipelines/build.py calls ``exact_dedup``: it gathers every duplicate's id
-# on the driver (issue 18); delete both functions then.
-def _duplicates_in_group(group: pa.Table) -> pa.Table:
-    ids = sorted(group["id"].to_pylist())
-    return pa.table({"id": pa.array(ids[1:], pa.string()), "kept": pa.array([ids[0]] * (len(ids) - 1), pa.string())})
-
-
-def _keys(table: pa.Table) -> pa.Table:
-    kept = table.filter(pc.is_null(table["reject"]))
-    keys = [normalised_hash(t) for t in kept["text"].to_pylist()]
-    return pa.table({"id": kept["id"], "dedup_key": pa.array(keys, pa.string())})
-
-
-def find_duplicates(ds: ray.data.Dataset) -> dict[str, str]:
-    """Deprecated (gathers on the driver): ``{duplicate id: kept id}``; use ``exact_dedup``."""
-    keys = ds.map_batches(_keys, batch_format="pyarrow")
-    dups = keys.groupby("dedup_key").map_groups(_duplicates_in_group, batch_format="pyarrow")
-    return {row["id"]: row["kept"] for row in dups.iter_rows()}
-
-
-def mark_duplicates(table: pa.Table, duplicates: dict[str, str]) -> pa.Table:
-    """Deprecated: rejects the ids of ``find_duplicates``; use ``exact_dedup``."""
-    ids = table["id"].to_pylist()
-    rejects = [f"{STAGE}:duplicate" if i in duplicates else None for i in ids]
-    details = [f"kept={duplicates[i]}" if i in duplicates else None for i in ids]
-    return reject_rows(table, rejects, details)
