@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 import ray.data
 
 from dataengine.dedup.minhash import U64, fmix64, hash_strings
+from dataengine.shuffle import partition_map
 
 PART = "__part"
 SIDE = "__side"
@@ -88,8 +89,7 @@ def cogroup(
     tagged_right = right.map_batches(
         _tag, fn_kwargs={"on": on[1], "side": 1, "schemas": schemas, "parts": parts}, batch_format="pyarrow"
     )
-    grouped = tagged_left.union(tagged_right).groupby(PART, num_partitions=parts)
-    return grouped.map_groups(_apply, fn_kwargs={"fn": fn, "fn_kwargs": fn_kwargs or {}}, batch_format="pyarrow")
+    return partition_map(tagged_left.union(tagged_right), PART, parts, _apply, {"fn": fn, "fn_kwargs": fn_kwargs or {}})
 
 
 def arrow_schema(ds: ray.data.Dataset) -> pa.Schema:

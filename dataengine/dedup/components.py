@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 import ray.data
 
 from dataengine.dedup.cogroup import PART, ROWS_PER_PARTITION, key_partition, partitions
+from dataengine.shuffle import partition_map
 
 MAX_ROUNDS = 64
 
@@ -127,7 +128,7 @@ def _count_new(table: pa.Table) -> pa.Table:
 
 def _shuffle(edges: ray.data.Dataset, parts: int, fn: Callable[[pa.Table], pa.Table], both: bool) -> ray.data.Dataset:
     rows = edges.map_batches(_directed, fn_kwargs={"parts": parts, "both_ways": both}, batch_format="pyarrow")
-    return rows.groupby(PART, num_partitions=parts).map_groups(fn, batch_format="pyarrow")
+    return partition_map(rows, PART, parts, fn)
 
 
 def connected_components(

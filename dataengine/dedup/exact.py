@@ -18,6 +18,7 @@ import ray.data
 
 from dataengine.dedup.cogroup import PART, key_partition, partitions
 from dataengine.schema import reject_rows
+from dataengine.shuffle import partition_map
 
 STAGE = "exact_dedup"
 KEY = "__dedup_key"
@@ -64,4 +65,4 @@ def exact_dedup(docs: ray.data.Dataset) -> ray.data.Dataset:
     docs = docs.materialize()  # read twice (count, groupby): the upstream stages run once
     parts = partitions(docs.count(), DOCS_PER_PARTITION)
     keyed = docs.map_batches(_keyed, fn_kwargs={"parts": parts}, batch_format="pyarrow")
-    return keyed.groupby(PART, num_partitions=parts).map_groups(mark_group, batch_format="pyarrow")
+    return partition_map(keyed, PART, parts, mark_group)

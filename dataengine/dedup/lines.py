@@ -23,6 +23,7 @@ from dataengine.config import LineDedupConfig, ShingleSpec
 from dataengine.dedup.cogroup import arrow_schema, cogroup, partitions
 from dataengine.dedup.minhash import U64, fmix64, gaps, hash_strings, normalise
 from dataengine.schema import reject_rows, set_column, stable_hash
+from dataengine.shuffle import partition_map
 
 STAGE = "line_dedup"
 _NORM = ShingleSpec()  # lower case, digit runs -> 0, punctuation -> space
@@ -145,9 +146,7 @@ def line_dedup(
     rows = docs.map_batches(
         _line_rows, fn_kwargs={"domain_of": domain_of, "cfg": cfg, "parts": parts}, batch_format="pyarrow"
     )
-    found = rows.groupby("part", num_partitions=parts).map_groups(
-        _boilerplate, fn_kwargs={"min_docs": cfg.min_docs}, batch_format="pyarrow"
-    )
+    found = partition_map(rows, "part", parts, _boilerplate, {"min_docs": cfg.min_docs})
     found = found.materialize()
     removed = {name: {"lines": 0, "bytes": 0} for name, domain in sorted(domain_of.items()) if domain in cfg.domains}
     for row in found.map_batches(_totals, batch_format="pyarrow").iter_rows():  # O(blocks x sources) rows

@@ -25,6 +25,7 @@ from dataengine.dedup.cogroup import cogroup, partitions
 from dataengine.dedup.components import connected_components
 from dataengine.dedup.minhash import U64, estimated_jaccard, fmix64, seeded_u64
 from dataengine.schema import stable_hash
+from dataengine.shuffle import partition_map
 
 
 def sig_matrix(column: pa.Array | pa.ChunkedArray, num_perm: int) -> np.ndarray:
@@ -126,16 +127,12 @@ def find_near_duplicates(sigs: ray.data.Dataset, cfg: NearDedupConfig) -> ray.da
     sig_type = pa.binary(4 * cfg.num_perm)
     parts = partitions(n_docs * cfg.bands)
     rows = sigs.map_batches(_band_rows, fn_kwargs={"cfg": cfg, "parts": parts}, batch_format="pyarrow")
-    shared = rows.groupby("part", num_partitions=parts).map_groups(_shared_buckets, batch_format="pyarrow")
+    shared = partition_map(rows, "part", parts, _shared_buckets)
     id_sig = sigs.select_columns(["id", "sig"])
     with_sig = pa.schema([("part", pa.int32()), ("bucket", pa.uint64()), ("id", pa.string()), ("sig", sig_type)])
     candidates = _join_sig(shared, id_sig, "id", "sig", with_sig, parts)
-    edges = (
-        candidates.groupby("part", num_partitions=parts)
-        .map_groups(
-            _verified_edges, fn_kwargs={"threshold": cfg.threshold, "num_perm": cfg.num_perm}, batch_format="pyarrow"
-        )
-        .materialize()
+    edges = partition_map(
+        candidates, "part", parts, _verified_edges, {"threshold": cfg.threshold, "num_perm": cfg.num_perm}
     )
     if edges.count() == 0:
         return ray.data.from_arrow(found.empty_table())
