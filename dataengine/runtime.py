@@ -80,3 +80,15 @@ def ray_session(workers: int | None = None, address: str | None = None) -> Itera
     finally:
         if not was_running:
             ray.shutdown()
+
+
+def os_error(error: BaseException | None) -> OSError | None:
+    """The operating-system error (disk full, read-only, not a directory) behind an error, also one raised in a
+    Ray worker: those reach the driver wrapped, with the original as ``cause`` or ``__cause__``."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, OSError) and error.errno is not None:
+            return error
+        seen.add(id(error))
+        error = getattr(error, "cause", None) or error.__cause__ or error.__context__
+    return None

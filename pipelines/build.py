@@ -35,9 +35,9 @@ from dataengine.report.build_report import build_report, print_summary, write_ex
 from dataengine.report.collect import collect_funnel
 from dataengine.report.funnel import check_balance
 from dataengine.report.render import write_report
-from dataengine.runtime import ray_session
-from dataengine.shards.manifest import MANIFEST, write_manifest
-from dataengine.shards.write import HELD_OUT, build_manifest, write_stage
+from dataengine.runtime import os_error, ray_session
+from dataengine.shards.manifest import write_manifest
+from dataengine.shards.write import build_manifest, prepare_output, write_stage
 from dataengine.sources import list_units, read_units
 from dataengine.tokenize import TokenizeStage
 from tokenizer.sample import tokenizer_stage
@@ -93,8 +93,9 @@ def stages(extra: list[Stage] | None = None) -> list[Stage]:
               kwargs=lambda c: {"min_score": c.pipe.quality_model.min_score},
               reads=lambda c: c.pipe.quality_model.model_dump(mode="json")),
         Stage("filters", "decide", QualityStage, actors=True,
-              kwargs=lambda c: {"filters": c.pipe.filters, "sources": c.sources},
-              reads=lambda c: [[f.model_dump(mode="json") for f in c.pipe.filters], _sources(c, licences=True)]),
+              kwargs=lambda c: {"filters": c.pipe.filters, "sources": c.sources, "english_rules": c.pipe.english_rules},
+              reads=lambda c: [[f.model_dump(mode="json") for f in c.pipe.filters], _sources(c, licences=True),
+                               c.pipe.english_rules]),
         Stage("pii", "map", redact_batch, when=lambda c: c.pipe.pii, reads=lambda c: True),
         Stage("exact_dedup", "global", lambda ds, c: exact_dedup(ds), when=lambda c: c.pipe.exact_dedup,
               reads=lambda c: True),
@@ -136,7 +137,7 @@ class Build:
 
     def run(self) -> dict[str, Any]:
         ctx, mix, start = self.ctx, self.ctx.mix, time.perf_counter()
-        self._prepare_out()
+        prepare_output(ctx.out, self.resume)
         docs = run_stages(self.stages, self._units, ctx)
         with ctx.step("report"):
             plan = ctx.objects["plan"]
@@ -167,25 +168,6 @@ class Build:
         self.ctx.console.print(f"[bold]{len(units):,}[/] input units from {len(self.ctx.sources)} sources")
         blocks = max(self.ctx.cpus * 4, min(len(units) // 64, 2000))
         return ray.data.from_items(units, override_num_blocks=min(blocks, len(units)))
-
-    def _prepare_out(self) -> None:
-        """Remove a previous build's outputs (manifest first, so a crash never leaves it looking complete).
-
-        A directory that holds files but no manifest is an interrupted build (or not a build at all): it is
-        continued with ``--resume`` and otherwise refused, never mixed with new output.
-        """
-        out = self.ctx.out
-        if out.exists() and not (out / MANIFEST).exists() and any(out.iterdir()) and not self.resume:
-            raise ValueError(
-                f"{out} holds an incomplete build (no {MANIFEST}): run the same command with --resume to "
-                "continue it, or remove the directory"
-            )
-        out.mkdir(parents=True, exist_ok=True)
-        (out / MANIFEST).unlink(missing_ok=True)
-        for old in out.glob("shard-*.arrow"):
-            old.unlink()
-        for sub in (HELD_OUT, "rejects"):
-            shutil.rmtree(out / sub, ignore_errors=True)
 
 
 # -- command line ----------------------------------------------------------------------------------------------
@@ -234,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]error:[/] {e}")
         return 2
     except (OSError, ray.exceptions.RayError) as e:
-        cause = _os_error(e)
+        cause = os_error(e)
         if cause is None:
             raise
         path = cause.filename  # a Ray worker's OSError carries Ray's retry advice there: not a path
@@ -242,18 +224,6 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]error:[/] cannot write: {cause.strerror or cause}{where}; the output has no manifest")
         return 1
     return 0
-
-
-def _os_error(error: BaseException | None) -> OSError | None:
-    """The operating-system error (disk full, read-only, not a directory) behind an error, also one raised in a
-    Ray worker: those reach the driver wrapped, with the original as ``cause`` or ``__cause__``."""
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        if isinstance(error, OSError) and error.errno is not None:
-            return error
-        seen.add(id(error))
-        error = getattr(error, "cause", None) or error.__cause__ or error.__context__
-    return None
 
 
 if __name__ == "__main__":

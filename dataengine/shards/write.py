@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from tokenizers import Tokenizer
 from dataengine.mix.plan import MixPlan, is_held_out, order_key, plan_mix
 from dataengine.pipeline import Context
 from dataengine.report.build_report import mix_section
+from dataengine.shards.manifest import MANIFEST
 from dataengine.shards.writer import ShardWriter, sha256_file, shard_schema
 from dataengine.shuffle import partition_apply
 from tokenizer.train import eos_id
@@ -202,3 +204,22 @@ def build_manifest(ctx: Context, used_docs: dict[str, int]) -> dict[str, Any]:
         "totals": {"rows": sum(s["rows"] for s in shards), "tokens": sum(s["tokens"] for s in shards)},
         "inputs": inputs,
     }
+
+
+def prepare_output(out: Path, resume: bool) -> None:
+    """Remove a previous build's outputs (manifest first, so a crash never leaves it looking complete).
+
+    A directory that holds files but no manifest is an interrupted build (or not a build at all): it is
+    continued with ``--resume`` and otherwise refused, never mixed with new output.
+    """
+    if out.exists() and not (out / MANIFEST).exists() and any(out.iterdir()) and not resume:
+        raise ValueError(
+            f"{out} holds an incomplete build (no {MANIFEST}): run the same command with --resume to "
+            "continue it, or remove the directory"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MANIFEST).unlink(missing_ok=True)
+    for old in out.glob("shard-*.arrow"):
+        old.unlink()
+    for sub in (HELD_OUT, "rejects"):
+        shutil.rmtree(out / sub, ignore_errors=True)
