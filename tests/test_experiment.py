@@ -65,12 +65,8 @@ def test_micro_ladder_builds_trains_evaluates_and_reports(corpus: Path, tmp_path
         score = result["results"][rung]["composite"]
         assert score["ci95"][0] <= score["mean"] <= score["ci95"][1]
         assert set(result["held_out_bpb"][rung]) >= {"web_en", "code"}
-    for rung in rungs[1:]:
-        assert result["vs_baseline"][rung]["composite"]["verdict"] in (
-            "within noise",
-            "higher than baseline",
-            "lower than baseline",
-        )
+    for rung in rungs[1:]:  # one seed: the difference is reported, never called beyond noise
+        assert result["vs_baseline"][rung]["composite"]["verdict"] == "one seed: no verdict"
     assert all(t["params"] > 0 and t["steps"] == 16 for t in result["training"].values())
     for source in ("web_en", "crawl_en", "web_zh", "notes_zh"):  # repetition held equal: every rung, each text source
         seen = [result["repetition"][rung][source] for rung in rungs]
