@@ -25,7 +25,7 @@ from dataengine.dedup.lines import line_dedup, pairs_in
 from dataengine.dedup.lsh import find_near_duplicates
 from dataengine.dedup.minhash import CHAR_MULT, NGRAM_WEIGHTS, permutations, signatures
 from dataengine.dedup.near import near_dedup, signature_rows
-from dataengine.schema import doc_row, rows_to_table
+from dataengine.schema import CODE_SPANS, doc_row, rows_to_table
 from tests.corpus import LICENSES, STDLIB, ZH_SENTENCES
 
 M64 = 2**64 - 1
@@ -263,3 +263,23 @@ def test_line_dedup_is_the_same_whatever_the_blocks(ray_local: None) -> None:
         assert by_url["c.py"]["text"].endswith(footer)
         results.append(sorted((r["id"], r["text"], r["reject"]) for r in by_url.values()))
     assert results[0] == results[1]
+
+
+def test_line_dedup_keeps_code_lines_and_moves_the_code_spans(ray_local: None) -> None:
+    """Boilerplate lines go, a repeated line inside a code block stays, and the spans still point at the code."""
+    from dataengine.extract.spans import spans_of
+
+    footer, code = "Previous | Next | Index", "def f(x):\n    return x"
+    rows = []
+    for i in range(12):
+        text = f"{footer}\n{_words(20, i)}\n{code}\n{footer}\nreturn x"
+        start = text.index(code)
+        row = doc_row(source="web_en", kind="text", url=f"p{i}", text=text)
+        row["code_spans"], row["code_share"] = [{"start": start, "end": start + len(code)}], len(code) / len(text)
+        rows.append(row)
+    out, removed = line_dedup(_dataset(rows, 2).materialize(), DOMAINS, LineDedupConfig(min_docs=10))
+    assert removed["web_en"]["lines"] == 12 * 3  # the footer twice and the prose "return x"; not the code's
+    for r in out.take_all():
+        [[(start, end)]] = spans_of(pa.array([r["code_spans"]], type=CODE_SPANS))
+        assert r["text"][start:end] == code and r["text"].endswith(code) and footer not in r["text"]
+        assert r["code_share"] == pytest.approx(len(code) / len(r["text"]))

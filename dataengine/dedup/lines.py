@@ -22,6 +22,7 @@ import ray.data
 from dataengine.config import LineDedupConfig, ShingleSpec
 from dataengine.dedup.cogroup import arrow_schema, cogroup, partitions
 from dataengine.dedup.minhash import U64, fmix64, gaps, hash_strings, normalise
+from dataengine.extract.spans import code_share, remap, spans_array, spans_of
 from dataengine.schema import reject_rows, set_column, stable_hash
 from dataengine.shuffle import partition_map
 
@@ -51,11 +52,14 @@ def _enabled(table: pa.Table, domain_of: dict[str, str], cfg: LineDedupConfig) -
 
 
 def _line_rows(table: pa.Table, domain_of: dict[str, str], cfg: LineDedupConfig, parts: int) -> pa.Table:
-    """One row per (document, distinct non-blank line): the line's key, its count and bytes in the document."""
+    """One row per (document, distinct non-blank line outside code blocks): the line's key, its count and bytes in
+    the document."""
     table = table.filter(pa.array(_enabled(table, domain_of, cfg)))
     sources = table["source"].to_pylist()
     lines = Lines(table["text"].combine_chunks(), sources)
-    real = lines.keys != 0
+    lengths = pc.utf8_length(lines.flat).to_numpy(zero_copy_only=False).astype(np.int64)
+    code = _in_code(lines.parent, _line_starts(lines.parent, lengths), lengths, spans_of(table["code_spans"]))
+    real = (lines.keys != 0) & ~code  # lines of code blocks are never counted as boilerplate
     parent, keys, nbytes = lines.parent[real], lines.keys[real], lines.nbytes[real]
     order = np.lexsort((keys, parent))
     parent, keys, nbytes = parent[order], keys[order], nbytes[order]
@@ -103,11 +107,53 @@ def pairs_in(rows: np.ndarray, keys: np.ndarray, set_rows: np.ndarray, set_keys:
     return found[len(set_rows) :]
 
 
+def _line_starts(parent: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Each line's first character in its document (lines of a document are consecutive, joined by newlines)."""
+    ends = np.cumsum(lengths + 1)
+    first = np.ones(len(parent), dtype=bool)
+    first[1:] = parent[1:] != parent[:-1]
+    base = np.maximum.accumulate(np.where(first, ends - lengths - 1, 0))
+    return ends - lengths - 1 - base
+
+
+def _in_code(
+    parent: np.ndarray, starts: np.ndarray, lengths: np.ndarray, spans: list[list[tuple[int, int]]]
+) -> np.ndarray:
+    """Lines (with their newline) that overlap one of their document's code spans."""
+    inside = np.zeros(len(parent), dtype=bool)
+    with_spans = np.array([bool(s) for s in spans], dtype=bool)
+    for j in np.flatnonzero(with_spans[parent]):
+        lo, hi = starts[j], starts[j] + lengths[j]
+        inside[j] = any(s <= hi and lo < e for s, e in spans[parent[j]])
+    return inside
+
+
+def _line_edits(dropped: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> list[tuple[int, int, int]]:
+    """The removals that dropping lines makes in a document's text, one per run of dropped lines, as ``spans.remap``
+    takes them: a run removes its lines and the newline after it, or before it when it ends the text."""
+    edits, last, j = [], len(dropped) - 1, 0
+    while j <= last:
+        if not dropped[j]:
+            j += 1
+            continue
+        a = j
+        while j + 1 <= last and dropped[j + 1]:
+            j += 1
+        end = int(starts[j] + lengths[j])
+        if j < last:
+            edits.append((int(starts[a]), end + 1, 0))
+        else:
+            edits.append((max(int(starts[a]) - 1, 0), end, 0))
+        j += 1
+    return edits
+
+
 def remove_lines(
     docs: pa.Table | None, boilerplate: pa.Table | None, domain_of: dict[str, str], cfg: LineDedupConfig
 ) -> pa.Table:
     """``cogroup`` function: one partition's documents (sorted by id) without their boilerplate lines (``(id,
-    key)`` rows); a document left blank is rejected."""
+    key)`` rows); a document left blank is rejected.  Lines inside code blocks are never dropped, and the code spans
+    move with the text."""
     assert docs is not None, "every boilerplate row's id is a document's"
     table = docs.sort_by([("id", "ascending")])
     rows = np.flatnonzero(_enabled(table, domain_of, cfg))
@@ -117,6 +163,10 @@ def remove_lines(
     lines = Lines(table["text"].take(picked).combine_chunks(), table["source"].take(picked).to_pylist())
     owner = pc.index_in(boilerplate["id"], value_set=table["id"].take(picked)).to_numpy(zero_copy_only=False)
     drop = pairs_in(lines.parent, lines.keys, owner, boilerplate["key"].to_numpy()) & (lines.keys != 0)
+    lengths = pc.utf8_length(lines.flat).to_numpy(zero_copy_only=False).astype(np.int64)
+    starts = _line_starts(lines.parent, lengths)
+    spans = spans_of(table["code_spans"].take(picked))
+    drop &= ~_in_code(lines.parent, starts, lengths, spans)  # a repeated "}" or "return 0;" is code, not boilerplate
     if not drop.any():
         return table
     keep = ~drop
@@ -126,12 +176,20 @@ def remove_lines(
     content = np.bincount(lines.parent[keep & (lines.keys != 0)], minlength=len(rows)) > 0
 
     texts = table["text"].combine_chunks().to_pylist()
+    all_spans = spans_of(table["code_spans"])
+    shares = table["code_share"].to_pylist()
     rejects: list[str | None] = [None] * table.num_rows
     for i, row in enumerate(rows.tolist()):
         texts[row] = cleaned[i].as_py()
+        if spans[i]:
+            mine = slice(*np.searchsorted(lines.parent, [i, i + 1]))  # a document's lines are consecutive
+            all_spans[row] = remap(spans[i], _line_edits(drop[mine], starts[mine], lengths[mine]))
+            shares[row] = code_share(texts[row], all_spans[row])
         if not content[i]:
             rejects[row] = f"{STAGE}:only_boilerplate"
     table = set_column(table, "text", pa.array(texts, pa.string()))
+    table = set_column(table, "code_spans", spans_array(all_spans))
+    table = set_column(table, "code_share", pa.array(shares, pa.float32()))
     return reject_rows(table, rejects)
 
 
