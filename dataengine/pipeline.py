@@ -99,6 +99,11 @@ class Stage:
         return ds.map_batches(self.fn, **args)
 
 
+def checkpoint(level: Literal["tagged", "cleaned"]) -> Stage:
+    """The end of a stage cache level: the documents so far are written to (or read back from) the cache."""
+    return Stage(level, "global", lambda ds, ctx: ds, cache=level)
+
+
 def cache_key(stages: list[Stage], ctx: Context, level: str) -> str:
     """Hash of what the stages up to the end of ``level`` read, and of the sources they read from."""
     upto = next(i for i, s in enumerate(stages) if s.cache == level)

@@ -30,7 +30,7 @@ from dataengine.filters.pii import redact_batch
 from dataengine.filters.quality_model import QualityTagger, quality_decide, quality_summary
 from dataengine.licenses import with_mix_licenses
 from dataengine.models import lid_model, quality_models, sha256_of, shipped
-from dataengine.pipeline import Context, Stage, run_stages
+from dataengine.pipeline import Context, Stage, checkpoint, run_stages
 from dataengine.report.build_report import build_report, print_summary, write_examples
 from dataengine.report.collect import collect_funnel
 from dataengine.report.funnel import check_balance
@@ -43,10 +43,6 @@ from dataengine.tokenize import TokenizeStage
 from tokenizer.sample import tokenizer_stage
 
 PRIVATE_STAGES = ".stages"  # an output's own stage cache: its cleaned-* entries go when the build completes
-
-
-def _passthrough(ds: ray.data.Dataset, ctx: Context) -> ray.data.Dataset:
-    return ds
 
 
 def _near_dedup(ds: ray.data.Dataset, ctx: Context) -> ray.data.Dataset:
@@ -83,7 +79,7 @@ def stages(extra: list[Stage] | None = None) -> list[Stage]:
         Stage("quality_model", "tag", QualityTagger, actors=True, when=lambda c: bool(quality_models(c)),
               kwargs=lambda c: {"model_paths": {k: shipped(c, p) for k, p in quality_models(c).items()}},
               reads=lambda c: {k: sha256_of(p) for k, p in quality_models(c).items()}),
-        Stage("tagged", "global", _passthrough, cache="tagged"),
+        checkpoint("tagged"),
         Stage("langid", "decide", langid_decide, when=langid_on,
               kwargs=lambda c: {"expected": expected_languages(c.sources), "min_score": c.pipe.langid.min_score,
                                 "route": c.pipe.langid.route},
@@ -101,7 +97,7 @@ def stages(extra: list[Stage] | None = None) -> list[Stage]:
               reads=lambda c: True),
         Stage("near_dedup", "global", _near_dedup, reads=lambda c: c.pipe.near_dedup.model_dump(mode="json")),
         Stage("decontam", "global", _decontaminate, reads=lambda c: c.pipe.decontam.model_dump(mode="json")),
-        Stage("cleaned", "global", _passthrough, cache="cleaned"),
+        checkpoint("cleaned"),
         *(extra or []),
         Stage("tokenizer", "global", tokenizer_stage),
         Stage("tokenize", "map", TokenizeStage, actors=True,

@@ -26,7 +26,7 @@ from torch import nn
 
 from dataengine.shards.manifest import load_manifest
 from dataengine.shards.reader import read_shard, split_entries
-from pretrain.eval.scoring import bootstrap
+from pretrain.eval.scoring import bootstrap, evaluating
 from pretrain.model import unwrap
 
 BATCH_TOKENS = 8192  # predictions per forward pass (the loss never holds more than one chunk of logits)
@@ -118,9 +118,7 @@ def _document_nll(
     nll = np.zeros(len(docs), dtype=np.float64)
     per_batch = max(1, BATCH_TOKENS // seq_len)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         for first in range(0, len(windows), per_batch):
             batch = windows[first : first + per_batch]
             width = len(batch[0][1]) - 1
@@ -134,8 +132,6 @@ def _document_nll(
                 losses = model(x, y)
             sums = losses.float().sum(dim=1, dtype=torch.float64).cpu().numpy()
             np.add.at(nll, [d for d, _ in batch], sums)
-    finally:
-        model.train(was_training)
     return nll, predicted
 
 

@@ -1,15 +1,13 @@
 """Funnel accounting: documents, bytes and tokens per source, in, out and dropped per stage and reason.
 
-Counts are aggregated per Arrow batch inside Ray Data (so no node holds the documents) and summed on the
-driver.  ``check_balance`` enforces the build's promise: for every source, documents in = documents out
-(training shards) + held out + every rejection.
+Counts are aggregated per Arrow batch inside Ray Data (so no node holds the documents) and summed by a tree
+of Ray tasks (``report.collect``).  ``check_balance`` enforces the build's promise: for every source, documents
+in = documents out (training shards) + held out + every rejection.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -59,17 +57,6 @@ class SourceFunnel:
 
     def balanced(self) -> bool:
         return self.docs_in == self.docs_out + self.held_out_docs + sum(self.rejected.values())
-
-
-def sum_counts(rows: list[dict[str, Any]]) -> dict[tuple[str, str], tuple[int, int, int]]:
-    """Add up the per-batch counts: ``(source, outcome) -> (docs, bytes, tokens)``."""
-    totals: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
-    for row in rows:
-        t = totals[(row["source"], row["outcome"])]
-        t[0] += row["docs"]
-        t[1] += row["bytes"]
-        t[2] += row["tokens"]
-    return {k: (v[0], v[1], v[2]) for k, v in sorted(totals.items())}
 
 
 class FunnelImbalance(RuntimeError):

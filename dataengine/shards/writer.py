@@ -9,12 +9,13 @@ Each shard's manifest entry counts its tokens per source and per language.
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+
+from dataengine import storage
 
 ROWS_PER_BATCH = 1024
 
@@ -33,11 +34,7 @@ def shard_schema(vocab_size: int, extra: dict[str, pa.DataType] | None = None) -
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return storage.sha256(str(path))
 
 
 class ShardWriter:

@@ -43,8 +43,8 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,6 +122,17 @@ class TaskResult:
         return out
 
 
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[None]:
+    """The model in eval mode for the block, then back in the mode it was in."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
 def encode_pairs(
     tokenizer: Tokenizer, pairs: Sequence[tuple[str, str]], bos_id: int | None = None
 ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
@@ -177,9 +188,7 @@ def loglikelihoods(
     windows.sort(key=lambda w: w[1] - w[2])
     totals = np.zeros(len(contexts), dtype=np.float64)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         first, scored, owners = 0, [], []
         while first < len(windows):
             width = windows[first][2] - 1 - windows[first][1]
@@ -208,8 +217,6 @@ def loglikelihoods(
             scored.append(logp.gather(1, index[2][:, None])[:, 0])  # stays on the device: no sync per batch
         if scored:
             np.add.at(totals, np.concatenate(owners), torch.cat(scored).double().cpu().numpy())
-    finally:
-        model.train(was_training)
     return totals
 
 
@@ -252,9 +259,7 @@ def choice_loglikelihoods(
 
     packable.sort(key=lambda g: -width(g))
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
-    was_training = model.training
-    model.eval()
-    try:
+    with evaluating(model):
         first, scored, owners = 0, [], []
         while first < len(packable):
             w = width(packable[first])
@@ -293,8 +298,6 @@ def choice_loglikelihoods(
             logp = F.log_softmax(logits.float(), dim=-1)
             scored.append(logp.gather(1, index[2][:, None])[:, 0])
         np.add.at(totals, np.concatenate(owners), torch.cat(scored).double().cpu().numpy())
-    finally:
-        model.train(was_training)
     return totals
 
 
