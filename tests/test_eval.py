@@ -438,6 +438,25 @@ def test_default_suite_and_decontamination_texts(tmp_path: Path) -> None:
         load_suite(bad)
 
 
+def test_the_default_composites_load_on_a_fresh_machine_without_bigbench(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No BIG-bench copy, an empty cache: every task of the default suite loads (generated, or from pinned packages),
+    so its composites are the same on every machine; the JSON tasks stay nameable, and say why they cannot load."""
+    monkeypatch.setenv("DATAENGINE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("DATAENGINE_BIGBENCH", str(tmp_path / "no-bigbench"))
+    suite = load_suite("default")
+    tasks, unavailable = suite.load(n=8)
+    assert unavailable == {}
+    loaded = {task.name for task in tasks}
+    for spec in suite.composites.values():
+        assert set(spec.tasks) <= loaded
+    assert all(len(task.items) == 8 for task in tasks if task.name != "bigbench:boolean_expressions")
+    assert "bigbench:navigate" in TASKS
+    with pytest.raises(bigbench.BigBenchUnavailable):
+        load_task("bigbench:navigate")
+
+
 # -- scoring ----------------------------------------------------------------------------------------------------------
 def test_prompt_whitespace_moves_onto_the_continuation(tokenizer: Tokenizer) -> None:
     (ctx,), (cont,), nbytes = encode_pairs(tokenizer, [("Answer: ", "7")], bos_id=eos_id(tokenizer))

@@ -24,6 +24,12 @@ CHOSEN: dict[str, str] = {
     "relations, distractors are other relations.",
     "number_sequence": "The next term of a generated integer sequence: induction of a rule (slow to generate: "
     "~14 ms an item).",
+    "simple_equations": "Solve a linear equation for its unknown ('Solve for m: 20592*m = 1276704'): arithmetic "
+    "run backwards (the generated stand-in for BIG-bench's arithmetic where its files cannot be had).",
+    "leg_counting": "Total legs of a list of animals: a running total over a listed state (the generated stand-in "
+    "for BIG-bench's navigate, which accumulates a position step by step).",
+    "gcd": "Greatest common divisor of two or more numbers: an algorithm carried out mentally (the generated "
+    "stand-in for BIG-bench's cs_algorithms).",
 }
 _INTEGER = re.compile(r"-?\d+")
 
