@@ -20,23 +20,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import ray.data
 from rich.console import Console
 
-from dataengine.atomic import write_json_atomic
+from dataengine import storage
 from dataengine.config import MixConfig, SourceConfig
+from dataengine.runtime import writer_options
 
 Kind = Literal["map", "tag", "decide", "global"]
-STAGE_CACHE_VERSION = 5  # bump when a cached stage's code changes what it produces
-CACHE_DONE = "done.json"  # written last into a cache entry: marks it complete
+STAGE_CACHE_VERSION = 6  # bump when a cached stage's code changes what it produces
+CACHE_DONE = "done.json"  # written last into a cache entry: marks it complete and names its files
+DOCS = "docs"
 
 
 @dataclass
@@ -46,8 +46,8 @@ class Context:
     mix: MixConfig
     sources: list[SourceConfig]
     cpus: int
-    out: Path
-    stage_cache: Path
+    out: str  # a local directory or an object-store URI (``storage``)
+    stage_cache: str
     console: Console
     timings: dict[str, float] = field(default_factory=dict)
     results: dict[str, Any] = field(default_factory=dict)  # small outputs of global stages (report sections)
@@ -123,12 +123,16 @@ def run_stages(stages: list[Stage], start: Callable[[], ray.data.Dataset], ctx: 
     ds: ray.data.Dataset | None = None
     first = 0
     for i, level in reversed(levels):
-        entry = ctx.stage_cache / cache_key(stages, ctx, level)
-        if (entry / CACHE_DONE).exists() and not _stale(entry, ctx):
+        key = cache_key(stages, ctx, level)
+        entry = storage.join(ctx.stage_cache, key)
+        done = _done(entry)
+        if done is not None and not _stale(done, key, ctx):
             with ctx.step(f"{level} documents (stage cache)"):
-                ds = ray.data.read_parquet(str(entry / "docs")).materialize()
-            ctx.results.update(json.loads((entry / CACHE_DONE).read_text(encoding="utf-8")).get("results", {}))
-            ctx.results.setdefault("stage_cache", {})[level] = {"hit": True, "key": entry.name}
+                files = [storage.join(entry, DOCS, name) for name in done["files"]]
+                fs, _ = storage.resolve(entry)
+                ds = ray.data.read_parquet([storage.resolve(f)[1] for f in files], filesystem=fs).materialize()
+            ctx.results.update(done.get("results", {}))
+            ctx.results.setdefault("stage_cache", {})[level] = {"hit": True, "key": key}
             ctx.console.print(f"reused the {level} documents of {entry}")
             first = i + 1
             break
@@ -145,10 +149,10 @@ def run_stages(stages: list[Stage], start: Callable[[], ray.data.Dataset], ctx: 
                 ds = ds.materialize()
             segment = []
         if stage.cache:
-            entry = ctx.stage_cache / cache_key(stages, ctx, stage.cache)
+            key = cache_key(stages, ctx, stage.cache)
             with ctx.step(f"stage cache write ({stage.cache})"):
-                _write_entry(ds, entry, ctx)
-            ctx.results.setdefault("stage_cache", {})[stage.cache] = {"hit": False, "key": entry.name}
+                _write_entry(ds, storage.join(ctx.stage_cache, key), ctx)
+            ctx.results.setdefault("stage_cache", {})[stage.cache] = {"hit": False, "key": key}
         else:
             with ctx.step(stage.name):
                 ds = stage.apply(ds, ctx).materialize()
@@ -158,22 +162,38 @@ def run_stages(stages: list[Stage], start: Callable[[], ray.data.Dataset], ctx: 
     return ds
 
 
-def _write_entry(ds: ray.data.Dataset, entry: Path, ctx: Context) -> None:
-    shutil.rmtree(entry, ignore_errors=True)
-    ds.write_parquet(str(entry / "docs"))
+def _write_entry(ds: ray.data.Dataset, entry: str, ctx: Context) -> None:
+    """The documents as Parquet under ``entry/docs``, then ``done.json`` naming the files: a reader takes those
+    files only, so objects left by an interrupted write are never read."""
+    storage.remove(entry)
+    fs, path = storage.resolve(storage.join(entry, DOCS))
+    ds.write_parquet(path, filesystem=fs, ray_remote_args=writer_options(entry))
     results = {k: v for k, v in ctx.results.items() if k != "stage_cache"}
-    write_json_atomic(entry / CACHE_DONE, {"results": results})  # last: marks the entry complete
+    files = storage.list_files(storage.join(entry, DOCS))
+    storage.write_json(storage.join(entry, CACHE_DONE), {"files": files, "results": results})
 
 
-def _stale(entry: Path, ctx: Context) -> bool:
+def _done(entry: str) -> dict[str, Any] | None:
+    """A cache entry's completion marker, or None when the entry is absent or was never completed."""
+    path = storage.join(entry, CACHE_DONE)
+    return json.loads(storage.read_text(path)) if storage.exists(path) else None
+
+
+def _stale(done: dict[str, Any], key: str, ctx: Context) -> bool:
     """An entry decontaminated without evaluation tasks that can be had now is cleaned again, not reused."""
-    meta = json.loads((entry / CACHE_DONE).read_text(encoding="utf-8"))
-    missed = meta.get("results", {}).get("decontamination", {}).get("unavailable", {})
+    missed = done.get("results", {}).get("decontamination", {}).get("unavailable", {})
     if not missed:
         return False
     from pretrain.eval.tasks import load_available
 
     found = missed.keys() - load_available((task, None) for task in missed)[1].keys()
     if found:
-        ctx.console.print(f"the stage cache {entry.name} missed {', '.join(sorted(found))}: recleaning")
+        ctx.console.print(f"the stage cache {key} missed {', '.join(sorted(found))}: recleaning")
     return bool(found)
+
+
+def drop_level(stage_cache: str, level: str) -> None:
+    """Remove every entry of one cache level (an output's private ``cleaned-*`` entries once it is complete)."""
+    for entry in sorted({name.split("/", 1)[0] for name in storage.list_files(stage_cache)}):
+        if entry.startswith(f"{level}-"):
+            storage.remove(storage.join(stage_cache, entry))

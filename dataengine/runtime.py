@@ -12,9 +12,13 @@ import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import ray
 import ray.data
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from dataengine import storage
 
 log = logging.getLogger("dataengine")
 
@@ -80,6 +84,40 @@ def ray_session(workers: int | None = None, address: str | None = None) -> Itera
     finally:
         if not was_running:
             ray.shutdown()
+
+
+def check_writable_by_cluster(target: storage.Target, option: str) -> None:
+    """Refuse at start a local output the build could not write where the driver reads it back.
+
+    A local path on a multi-node cluster is written by tasks pinned to the driver's node (``writer_options``),
+    which needs that node to be a Ray node with CPUs; through a Ray client (``ray://``) the driver is not one.
+    """
+    if storage.is_uri(target) or len(_alive_nodes()) <= 1 and not ray.util.client.ray.is_connected():
+        return
+    hint = f"give {option} an s3:// or gs:// URI, which every node writes to"
+    if ray.util.client.ray.is_connected():
+        raise ValueError(f"{option} {target}: a local path cannot be written through a Ray client (ray://); {hint}")
+    here = ray.get_runtime_context().get_node_id()
+    cpus = next(n["Resources"].get("CPU", 0) for n in _alive_nodes() if n["NodeID"] == here)
+    if cpus < 0.5:
+        raise ValueError(f"{option} {target}: the driver's Ray node has no CPU to write a local path; {hint}")
+
+
+def writer_options(target: storage.Target) -> dict[str, Any]:
+    """Ray options for a task that writes under ``target``.
+
+    An object-store URI is written from any node.  A local path on a multi-node cluster is written by tasks on
+    the driver's node: the only disk the driver is sure to read back (a worker's own disk is not shared), so
+    the bytes travel there through Ray's object store and never through the driver process.
+    """
+    if storage.is_uri(target) or len(_alive_nodes()) <= 1:
+        return {}
+    here = ray.get_runtime_context().get_node_id()
+    return {"scheduling_strategy": NodeAffinitySchedulingStrategy(here, soft=False)}
+
+
+def _alive_nodes() -> list[dict[str, Any]]:
+    return [node for node in ray.nodes() if node.get("Alive")]
 
 
 def os_error(error: BaseException | None) -> OSError | None:

@@ -35,14 +35,17 @@ def _apply(fn: Callable[..., pa.Table], kwargs: dict[str, Any], *tables: pa.Tabl
     return fn(table, **kwargs), True
 
 
-def _partitions(ds: ray.data.Dataset, key: str, parts: int, fn: Callable[..., pa.Table], kwargs: dict) -> list:
+def _partitions(
+    ds: ray.data.Dataset, key: str, parts: int, fn: Callable[..., pa.Table], kwargs: dict, options: dict[str, Any]
+) -> list:
     refs = ds.to_arrow_refs()
     if not refs:
         return []
     splits = [_split.options(num_returns=parts).remote(ref, key, parts) for ref in refs]
     if parts == 1:
         splits = [[s] for s in splits]
-    results = [_apply.remote(fn, kwargs, *(s[p] for s in splits)) for p in range(parts)]
+    apply = _apply.options(**options) if options else _apply
+    results = [apply.remote(fn, kwargs, *(s[p] for s in splits)) for p in range(parts)]
     called = ray.get([flag for _, flag in results])  # one flag per partition
     return [table for (table, _), flag in zip(results, called, strict=True) if flag]
 
@@ -52,12 +55,18 @@ def partition_map(
 ) -> ray.data.Dataset:
     """The dataset of ``fn(rows of partition p, **fn_kwargs)`` over the partitions ``p`` in ``range(parts)`` of
     the integer column ``key`` that hold rows, in partition order (the tables stay in the object store)."""
-    refs = _partitions(ds, key, parts, fn, fn_kwargs or {})
+    refs = _partitions(ds, key, parts, fn, fn_kwargs or {}, {})
     return ray.data.from_arrow_refs(refs) if refs else ray.data.from_arrow([])
 
 
 def partition_apply(
-    ds: ray.data.Dataset, key: str, parts: int, fn: Callable[..., pa.Table], fn_kwargs: dict[str, Any] | None = None
+    ds: ray.data.Dataset,
+    key: str,
+    parts: int,
+    fn: Callable[..., pa.Table],
+    fn_kwargs: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
 ) -> list[pa.Table]:
-    """Like ``partition_map``, for small results (the shard writers' metadata): the tables themselves."""
-    return ray.get(_partitions(ds, key, parts, fn, fn_kwargs or {}))
+    """Like ``partition_map``, for small results (the shard writers' metadata): the tables themselves.
+    ``options``: Ray options of the partition tasks (``runtime.writer_options`` for tasks that write files)."""
+    return ray.get(_partitions(ds, key, parts, fn, fn_kwargs or {}, options or {}))

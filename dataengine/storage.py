@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -136,6 +137,11 @@ def write_bytes(target: Target, data: bytes) -> None:
 
 def write_text(target: Target, text: str) -> None:
     write_bytes(target, text.encode("utf-8"))
+
+
+def write_json(target: Target, data: Any) -> None:
+    """Indented JSON (non-ASCII kept as is), keys in the order given."""
+    write_text(target, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def remove(target: Target) -> None:

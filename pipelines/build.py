@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ import ray
 import ray.data
 from rich.console import Console
 
+from dataengine import storage
 from dataengine.config import MixConfig, SourceConfig, load_mix, load_sources
 from dataengine.dedup.exact import exact_dedup
 from dataengine.dedup.near import near_dedup
@@ -30,15 +30,16 @@ from dataengine.filters.pii import redact_batch
 from dataengine.filters.quality_model import QualityTagger, quality_decide, quality_summary
 from dataengine.licenses import with_mix_licenses
 from dataengine.models import lid_model, quality_models, sha256_of, shipped
-from dataengine.pipeline import Context, Stage, checkpoint, run_stages
+from dataengine.pipeline import Context, Stage, checkpoint, drop_level, run_stages
 from dataengine.report.build_report import build_report, print_summary, write_examples
 from dataengine.report.collect import collect_funnel
 from dataengine.report.funnel import check_balance
 from dataengine.report.render import write_report
-from dataengine.runtime import os_error, ray_session
+from dataengine.runtime import check_writable_by_cluster, os_error, ray_session
 from dataengine.shards.manifest import write_manifest
-from dataengine.shards.write import build_manifest, prepare_output, write_stage
+from dataengine.shards.write import build_manifest, held_out_stage, prepare_output, write_stage
 from dataengine.sources import list_units, read_units
+from dataengine.storage import Target
 from dataengine.tokenize import TokenizeStage
 from tokenizer.sample import tokenizer_stage
 
@@ -64,8 +65,14 @@ def _code_sources(ctx: Context) -> list[str]:
     return sorted(s.name for s in ctx.sources if s.filter_domain == "code")
 
 
+def _code_page_share(ctx: Context) -> float | None:
+    """The quality stage's code-aware setting: None judges whole texts (``pipeline.code_aware: false``)."""
+    return ctx.pipe.code_page_share if ctx.pipe.code_aware else None
+
+
 def stages(extra: list[Stage] | None = None) -> list[Stage]:
-    """The build, in order.  ``extra`` stages (an experiment's control) run on the cleaned documents."""
+    """The build, in order.  ``extra`` stages (an experiment's control) run on the tokenized documents, once the
+    held-out slice is chosen."""
     langid_on = lambda c: c.pipe.langid.enabled  # noqa: E731
     return [
         Stage("read", "map", read_units, batch_size=32,
@@ -89,19 +96,21 @@ def stages(extra: list[Stage] | None = None) -> list[Stage]:
               kwargs=lambda c: {"min_score": c.pipe.quality_model.min_score},
               reads=lambda c: c.pipe.quality_model.model_dump(mode="json")),
         Stage("filters", "decide", QualityStage, actors=True,
-              kwargs=lambda c: {"filters": c.pipe.filters, "sources": c.sources, "english_rules": c.pipe.english_rules},
+              kwargs=lambda c: {"filters": c.pipe.filters, "sources": c.sources, "english_rules": c.pipe.english_rules,
+                                "code_page_share": _code_page_share(c)},
               reads=lambda c: [[f.model_dump(mode="json") for f in c.pipe.filters], _sources(c, licences=True),
-                               c.pipe.english_rules]),
+                               c.pipe.english_rules, _code_page_share(c)]),
         Stage("pii", "map", redact_batch, when=lambda c: c.pipe.pii, reads=lambda c: True),
         Stage("exact_dedup", "global", lambda ds, c: exact_dedup(ds), when=lambda c: c.pipe.exact_dedup,
               reads=lambda c: True),
         Stage("near_dedup", "global", _near_dedup, reads=lambda c: c.pipe.near_dedup.model_dump(mode="json")),
         Stage("decontam", "global", _decontaminate, reads=lambda c: c.pipe.decontam.model_dump(mode="json")),
         checkpoint("cleaned"),
-        *(extra or []),
         Stage("tokenizer", "global", tokenizer_stage),
         Stage("tokenize", "map", TokenizeStage, actors=True,
               kwargs=lambda c: {"tokenizer_json": c.objects["tokenizer_json"]}),
+        Stage("held_out", "global", held_out_stage),
+        *(extra or []),
         Stage("mix+write", "global", write_stage),
     ]  # fmt: skip
 
@@ -116,8 +125,8 @@ class Build:
     """One build of one mix into one output directory."""
 
     def __init__(
-        self, mix: MixConfig, sources: list[SourceConfig], out: Path, cpus: int, tokenizer: Path | None = None,
-        console: Console | None = None, stage_cache: Path | None = None, resume: bool = False,
+        self, mix: MixConfig, sources: list[SourceConfig], out: Target, cpus: int, tokenizer: Target | None = None,
+        console: Console | None = None, stage_cache: Target | None = None, resume: bool = False,
         extra_stages: list[Stage] | None = None,
     ) -> None:  # fmt: skip
         unknown = sorted(set(mix.pipeline.langid.route.values()) - {s.name for s in sources})
@@ -125,19 +134,22 @@ class Build:
             raise ValueError(f"langid.route names no source {', '.join(unknown)}; sources: {[s.name for s in sources]}")
         # without a shared cache, the stages are kept inside the output until the build completes: --resume
         self.private_cache, self.resume = stage_cache is None, resume
-        self.ctx = Context(mix, with_mix_licenses(sources, mix.licenses), cpus, out,
-                           stage_cache if stage_cache is not None else out / PRIVATE_STAGES,
+        self.ctx = Context(mix, with_mix_licenses(sources, mix.licenses), cpus, str(out),
+                           str(stage_cache) if stage_cache is not None else storage.join(out, PRIVATE_STAGES),
                            console or make_console())  # fmt: skip
         self.ctx.objects["user_tokenizer"] = tokenizer
         self.stages = stages(extra_stages)
 
     def run(self) -> dict[str, Any]:
         ctx, mix, start = self.ctx, self.ctx.mix, time.perf_counter()
+        check_writable_by_cluster(ctx.out, "--out")
+        check_writable_by_cluster(ctx.stage_cache, "--stage-cache")
         prepare_output(ctx.out, self.resume)
         docs = run_stages(self.stages, self._units, ctx)
         with ctx.step("report"):
             plan = ctx.objects["plan"]
-            funnel = collect_funnel(docs, plan, mix.held_out, [s.name for s in ctx.sources], _code_sources(ctx))
+            held_out = ctx.objects["held_out_slice"]
+            funnel = collect_funnel(docs, plan, held_out, [s.name for s in ctx.sources], _code_sources(ctx))
             for name, removed in ctx.results.get("lines_removed", {}).items():
                 funnel[name].lines_removed = removed
             check_balance(funnel)
@@ -152,8 +164,7 @@ class Build:
             used = {name: f.docs_out for name, f in funnel.items()}
             write_manifest(ctx.out, build_manifest(ctx, used))  # last: its presence marks a complete build
         if self.private_cache:  # the tags stay: a rebuild with other thresholds starts from them
-            for entry in ctx.stage_cache.glob("cleaned-*"):
-                shutil.rmtree(entry, ignore_errors=True)
+            drop_level(ctx.stage_cache, "cleaned")
         print_summary(ctx.console, report, ctx.out)
         return report
 
@@ -185,14 +196,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.build", description="Build a tokenized data mix.")
     parser.add_argument("--mix", required=True, help="a preset (code0, code10, code30, code50) or a mix YAML path")
     parser.add_argument("--sources", help="'sample' (the embedded Debian corpus) or a sources YAML (default: mix's)")
-    parser.add_argument("--out", type=Path, help="output directory (default: out/<mix name>)")
+    parser.add_argument("--out", help="output directory or s3:// / gs:// URI (default: out/<mix name>)")
     parser.add_argument("--workers", type=int, help="CPUs to use (default: all of this machine or cluster)")
     parser.add_argument("--ray-address", help="join an existing Ray cluster (e.g. ray://head:10001 or auto)")
-    parser.add_argument("--tokenizer", type=Path, help="use this tokenizer.json instead of training one")
+    parser.add_argument("--tokenizer", help="use this tokenizer.json (a path or URI) instead of training one")
     parser.add_argument("--seed", type=int, help="override the mix's seed")
     parser.add_argument("--lid-model", type=Path, help="a fastText language-ID model (lid.176.bin, GlotLID)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted build, reusing its stages")
-    parser.add_argument("--stage-cache", type=Path, help="keep the mix-independent stages here for later builds")
+    parser.add_argument("--stage-cache", help="keep the mix-independent stages here (a path or URI) for later builds")
     args = parser.parse_args(argv)
     console = make_console()
     try:
@@ -205,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.sources:
             mix = mix.model_copy(update={"sources": args.sources})
         sources = resolve_sources(mix.sources)
-        out = args.out or Path("out") / mix.name
+        out = args.out or str(Path("out") / mix.name)
         with ray_session(args.workers, args.ray_address) as cpus:
             Build(mix, sources, out, cpus, args.tokenizer, console, args.stage_cache, args.resume).run()
     except ValueError as e:

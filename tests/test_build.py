@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from fnmatch import fnmatch
 from pathlib import Path
 
 import pyarrow as pa
@@ -18,11 +19,13 @@ import pytest
 import yaml
 from tokenizers import Tokenizer
 
+from dataengine import storage
 from dataengine.config import load_mix, load_sources
 from dataengine.shards.reader import verify
 from pipelines.build import Build
 from pretrain.eval import load_suite
 from tests.corpus import write_mix
+from tests.s3 import S3Server
 
 EXPECTED_REASONS = {
     "read:http_404",
@@ -48,9 +51,11 @@ def build(corpus: Path, out: Path, cpus: int) -> dict:
     return Build(mix, load_sources(mix.sources), out, cpus).run()
 
 
-def digests(out: Path) -> dict[str, str]:
-    files = sorted(out.glob("*.arrow")) + sorted((out / "held_out").glob("*.arrow")) + [out / "manifest.json"]
-    return {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+def digests(out: storage.Target) -> dict[str, str]:
+    """sha256 of the shards, held-out files and manifest of a build on disk or in an object store."""
+    names = [n for n in storage.list_files(out) if fnmatch(n, "*.arrow") and n.count("/") <= 1 or n == "manifest.json"]
+    names = [n for n in names if "/" not in n or n.startswith("held_out/")]
+    return {n: hashlib.sha256(storage.read_bytes(storage.join(out, n))).hexdigest() for n in names}
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +136,27 @@ def test_same_bytes_with_one_or_two_workers(corpus: Path, built: tuple[Path, dic
     again = tmp_path / "testmix"
     build(corpus, again, cpus=1)
     assert digests(again) == digests(out)
+
+
+def test_build_into_object_storage_writes_the_bytes_of_a_local_build(
+    corpus: Path, built: tuple[Path, dict], s3: S3Server, tmp_path: Path
+) -> None:
+    """``--out`` and ``--stage-cache`` as ``s3://`` URIs: shards, held-out files and manifest are the local build's
+    bytes; the report, rejects sample and tokenizer are there too, and the stage cache's entries are complete."""
+    out, stages = s3.uri("builds/testmix"), s3.uri("stages")
+    mix = load_mix(str(write_mix(tmp_path, corpus, name="testmix")))
+    Build(mix, load_sources(mix.sources), out, cpus=2, stage_cache=stages).run()
+    assert digests(out) == digests(built[0])
+    written = set(storage.list_files(out))
+    assert {"report.json", "report.html", "funnel.png", "tokenizer.json", "rejects/sample.jsonl"} <= written
+    entries = {name.split("/", 1)[0] for name in storage.list_files(stages)}
+    assert {e.split("-", 1)[0] for e in entries} == {"tagged", "cleaned"}
+    for entry in entries:
+        done = json.loads(storage.read_text(storage.join(stages, entry, "done.json")))
+        assert sorted(f"docs/{f}" for f in done["files"]) == [
+            n.split("/", 1)[1] for n in storage.list_files(stages) if n.startswith(f"{entry}/docs/")
+        ]
+    assert verify(out) == []
 
 
 def test_interrupted_build_is_refused_then_resumed_to_the_same_bytes(

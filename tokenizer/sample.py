@@ -9,8 +9,6 @@ order; the driver receives the tokenizer.
 from __future__ import annotations
 
 import math
-import shutil
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,11 +16,11 @@ import ray
 import ray.data
 from tokenizers import Tokenizer
 
-from dataengine.atomic import atomic_path
+from dataengine import storage
 from dataengine.mix.cut import Cut, find_cuts
 from dataengine.pipeline import Context
 from dataengine.schema import stable_hash
-from dataengine.shards.write import training
+from dataengine.shards.write import TOKENIZER_JSON, training
 from tokenizer.train import train
 
 
@@ -69,18 +67,17 @@ def _train(vocab_size: int, *tables: pa.Table) -> tuple[str, int, int]:
 def tokenizer_stage(docs: ray.data.Dataset, ctx: Context) -> ray.data.Dataset:
     """The build's tokenizer, as a JSON string in ``ctx.objects``: the user's (``--tokenizer``), or one trained
     on the hash-ordered sample of the mix; written to ``OUT/tokenizer.json``."""
-    dest, user = ctx.out / "tokenizer.json", ctx.objects.get("user_tokenizer")
+    dest, user = storage.join(ctx.out, TOKENIZER_JSON), ctx.objects.get("user_tokenizer")
     if user is not None:
-        if not Path(user).exists():
+        if not storage.exists(user):
             raise ValueError(f"--tokenizer: file not found: {user}")
-        shutil.copyfile(user, dest)
-        ctx.objects["tokenizer_json"] = dest.read_text(encoding="utf-8")
+        ctx.objects["tokenizer_json"] = storage.read_text(user)
+        storage.write_text(dest, ctx.objects["tokenizer_json"])
         return docs
     mix = ctx.mix
     chosen = sample_table(docs, mix.shares, ctx.pipe.tokenizer_sample_bytes, mix.seed, mix.held_out)
     tokenizer_json, n, chars = ray.get(_train.remote(ctx.pipe.vocab_size, *chosen.to_arrow_refs()))
     ctx.console.print(f"trained the tokenizer on {n:,} documents ({chars / 1e6:.1f}M chars)")
-    with atomic_path(dest) as tmp:
-        Tokenizer.from_str(tokenizer_json).save(str(tmp))
-    ctx.objects["tokenizer_json"] = tokenizer_json
+    ctx.objects["tokenizer_json"] = Tokenizer.from_str(tokenizer_json).to_str(pretty=True)
+    storage.write_text(dest, ctx.objects["tokenizer_json"])
     return docs

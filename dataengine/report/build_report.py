@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import resource
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -14,8 +13,8 @@ import ray.data
 from rich.console import Console
 from rich.table import Table
 
+from dataengine import storage
 from dataengine.aggregate import grouped_smallest
-from dataengine.atomic import atomic_open
 from dataengine.mix.plan import MixPlan
 from dataengine.report.funnel import SourceFunnel
 from dataengine.schema import stable_hash
@@ -58,7 +57,7 @@ def _sample_rows(table: pa.Table, ids: set[str]) -> pa.Table:
                      "reject_detail": chosen["reject_detail"], "url": chosen["url"], "text": text})  # fmt: skip
 
 
-def write_examples(docs: ray.data.Dataset, out: Path, per_reason: int) -> dict[str, Any]:
+def write_examples(docs: ray.data.Dataset, out: storage.Target, per_reason: int) -> dict[str, Any]:
     """A few rejected documents per (source, reason) and a few kept ones per source, chosen by hash so the
     sample is stable: ``rejects/sample.jsonl`` and ``rejects/kept.jsonl`` in full (2,000 characters), and
     short excerpts for the report, which shows each rule's rejections beside documents it kept."""
@@ -66,9 +65,8 @@ def write_examples(docs: ray.data.Dataset, out: Path, per_reason: int) -> dict[s
     chosen = set(keys["id"].to_pylist()) if keys.num_rows else set()  # at most per_reason per (source, reason)
     sample = docs.map_batches(_sample_rows, fn_kwargs={"ids": chosen}, batch_format="pyarrow").take_all()
     sample.sort(key=lambda r: (r["source"], r["reject"] or "", stable_hash("sample", r["id"])))
-    (out / "rejects").mkdir(parents=True, exist_ok=True)
-    _write_jsonl(out / "rejects" / "sample.jsonl", [r for r in sample if r["reject"] is not None])
-    _write_jsonl(out / "rejects" / "kept.jsonl", [r for r in sample if r["reject"] is None])
+    _write_jsonl(storage.join(out, "rejects", "sample.jsonl"), [r for r in sample if r["reject"] is not None])
+    _write_jsonl(storage.join(out, "rejects", "kept.jsonl"), [r for r in sample if r["reject"] is None])
     examples: dict[str, Any] = {}
     for row in sample:
         entry = examples.setdefault(row["source"], {"kept": [], "rejected": {}})
@@ -79,10 +77,8 @@ def write_examples(docs: ray.data.Dataset, out: Path, per_reason: int) -> dict[s
     return examples
 
 
-def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    with atomic_open(path) as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+def _write_jsonl(path: str, rows: list[dict[str, Any]]) -> None:
+    storage.write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
 def build_report(
@@ -109,7 +105,7 @@ def build_report(
     }
 
 
-def print_summary(console: Console, report: dict[str, Any], out: Path) -> None:
+def print_summary(console: Console, report: dict[str, Any], out: storage.Target) -> None:
     table = Table(title=f"build {report['mix']} → {out}", show_lines=False)
     for col in ("source", "docs in", "rejected", "held out", "docs out", "tokens out", "epochs", "share"):
         table.add_column(col, justify="left" if col == "source" else "right")

@@ -11,10 +11,9 @@ import html
 import io
 import math
 import warnings
-from pathlib import Path
 from typing import Any
 
-from dataengine.atomic import write_atomic, write_json_atomic
+from dataengine import storage
 from dataengine.licenses import permissive
 
 REPORT_JSON = "report.json"
@@ -22,14 +21,12 @@ REPORT_HTML = "report.html"
 FUNNEL_PNG = "funnel.png"
 
 
-def write_report(out: Path, report: dict[str, Any]) -> None:
-    """Write the three report files into ``out``, each atomically (a reader never sees half a file)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / REPORT_JSON, report)
+def write_report(out: storage.Target, report: dict[str, Any]) -> None:
+    """Write the three report files into ``out``, each whole (a reader never sees half a file)."""
+    storage.write_json(storage.join(out, REPORT_JSON), report)
     png = plot_funnel(report)
-    write_atomic(out / FUNNEL_PNG, png)
-    write_atomic(out / REPORT_HTML, render_html(report, png).encode("utf-8"))
+    storage.write_bytes(storage.join(out, FUNNEL_PNG), png)
+    storage.write_text(storage.join(out, REPORT_HTML), render_html(report, png))
 
 
 def stage_order(report: dict[str, Any]) -> list[str]:

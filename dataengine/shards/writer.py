@@ -9,9 +9,10 @@ Each shard's manifest entry counts its tokens per source and per language.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
-from pathlib import Path
-from typing import Any
+from contextlib import ExitStack
+from typing import IO, Any
 
 import pyarrow as pa
 
@@ -33,21 +34,37 @@ def shard_schema(vocab_size: int, extra: dict[str, pa.DataType] | None = None) -
     return pa.schema(fields)
 
 
-def sha256_file(path: Path) -> str:
-    return storage.sha256(str(path))
+def sha256_file(path: storage.Target) -> str:
+    return storage.sha256(path)
+
+
+class _HashingSink:
+    """The file a shard is written to, hashing the bytes on their way (no second read of an uploaded object)."""
+
+    closed = False
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self.file, self.digest = file, hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return self.file.write(data)
+
+    def flush(self) -> None:
+        """Nothing: ``storage.open_output`` publishes the whole object when the shard is finished."""
 
 
 class ShardWriter:
     """Append tables of rows in their final order; a new shard starts once ``shard_tokens`` is reached."""
 
-    def __init__(self, out_dir: Path, schema: pa.Schema, shard_tokens: int, prefix: str = "shard") -> None:
-        self.out_dir, self.schema, self.shard_tokens, self.prefix = out_dir, schema, shard_tokens, prefix
-        out_dir.mkdir(parents=True, exist_ok=True)
+    def __init__(self, out_dir: storage.Target, schema: pa.Schema, shard_tokens: int, prefix: str = "shard") -> None:
+        """``out_dir``: a local directory or an object-store prefix (``s3://bucket/out``)."""
+        self.out_dir, self.schema, self.shard_tokens, self.prefix = str(out_dir), schema, shard_tokens, prefix
         self.shards: list[dict[str, Any]] = []
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
         self._writer: pa.ipc.RecordBatchStreamWriter | None = None
-        self._tmp: Path | None = None
+        self._file: tuple[ExitStack, _HashingSink] | None = None
         self._tokens = 0
         self._rows = 0
         self._by_source: Counter[str] = Counter()
@@ -90,8 +107,9 @@ class ShardWriter:
     def _flush(self, rows: int) -> None:
         merged = pa.concat_tables(self._pending)
         if self._writer is None:
-            self._tmp = self.out_dir / f".{self._name()}.tmp"
-            self._writer = pa.ipc.new_stream(str(self._tmp), self.schema)
+            stack = ExitStack()
+            sink = _HashingSink(stack.enter_context(storage.open_output(storage.join(self.out_dir, self._name()))))
+            self._file, self._writer = (stack, sink), pa.ipc.new_stream(sink, self.schema)
         # One contiguous record batch, whatever chunks the rows arrived in: the file bytes depend on rows alone.
         # ``take`` copies into fresh buffers, so slice offsets and padding never leak into the file.
         self._writer.write_batch(merged.take(pa.array(range(rows))).combine_chunks().to_batches()[0])
@@ -104,19 +122,19 @@ class ShardWriter:
     def _finish_shard(self) -> None:
         if self._pending_rows:
             self._flush(self._pending_rows)
-        assert self._writer is not None and self._tmp is not None
+        assert self._writer is not None and self._file is not None
         self._writer.close()
-        final = self.out_dir / self._name()
-        self._tmp.replace(final)
+        stack, sink = self._file
+        stack.close()  # the shard appears under its final name, whole
         self.shards.append(
             {
-                "path": final.name,
-                "sha256": sha256_file(final),
+                "path": self._name(),
+                "sha256": sink.digest.hexdigest(),
                 "rows": self._rows,
                 "tokens": self._tokens,
                 "tokens_by_source": dict(sorted(self._by_source.items())),
                 "tokens_by_lang": dict(sorted(self._by_lang.items())),
             }
         )
-        self._writer, self._tmp, self._tokens, self._rows = None, None, 0, 0
+        self._writer, self._file, self._tokens, self._rows = None, None, 0, 0
         self._by_source, self._by_lang = Counter(), Counter()
