@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import shutil
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +23,18 @@ import pyarrow.compute as pc
 import ray.data
 from tokenizers import Tokenizer
 
+from dataengine import storage
 from dataengine.mix.plan import MixPlan, is_held_out, order_key, plan_mix
 from dataengine.pipeline import Context
 from dataengine.report.build_report import mix_section
+from dataengine.runtime import writer_options
 from dataengine.shards.manifest import MANIFEST
 from dataengine.shards.writer import ShardWriter, sha256_file, shard_schema
 from dataengine.shuffle import partition_apply
 from tokenizer.train import eos_id
 
 HELD_OUT = "held_out"
+TOKENIZER_JSON = "tokenizer.json"
 SHARDS_PER_GROUP = 4  # a group is sorted in one task's memory: about this many shards of tokens
 _META = pa.schema(
     [("path", pa.string()), ("sha256", pa.string()), ("rows", pa.int64()), ("tokens", pa.int64()),
@@ -90,7 +93,7 @@ def expand_copies(table: pa.Table, plan: MixPlan, held_out: float, groups: int) 
 
 
 def _write(table: pa.Table, out: str, prefix: str, schema: pa.Schema, shard_tokens: int, sub: str) -> pa.Table:
-    writer = ShardWriter(Path(out) / sub if sub else Path(out), schema, shard_tokens, prefix=prefix)
+    writer = ShardWriter(storage.join(out, sub), schema, shard_tokens, prefix=prefix)
     writer.write(table)
     entries = writer.close()
     return pa.Table.from_pylist(
@@ -135,8 +138,8 @@ def write_training_shards(
     copies = docs.map_batches(
         expand_copies, fn_kwargs={"plan": plan, "held_out": held_out, "groups": groups}, batch_format="pyarrow"
     )
-    metas = partition_apply(copies, "group", groups, _write_group,
-                            {"out": out, "schema": schema, "shard_tokens": shard_tokens})  # fmt: skip
+    kwargs = {"out": out, "schema": schema, "shard_tokens": shard_tokens}
+    metas = partition_apply(copies, "group", groups, _write_group, kwargs, writer_options(out))
     return _entries(metas)
 
 
@@ -146,7 +149,9 @@ def write_held_out(
     """Write each source's held-out documents (with their text) from the workers; their manifest entries."""
     rows = docs.map_batches(_held_out_rows, fn_kwargs={"held_out": held_out, "sources": sources},
                             batch_format="pyarrow")  # fmt: skip
-    return _entries(partition_apply(rows, "part", len(sources), _write_source, {"out": out, "schema": schema}))
+    metas = partition_apply(rows, "part", len(sources), _write_source, {"out": out, "schema": schema},
+                            writer_options(out))  # fmt: skip
+    return _entries(metas)
 
 
 def _training_sizes(table: pa.Table, held_out: float) -> pa.Table:
@@ -190,8 +195,8 @@ def build_manifest(ctx: Context, used_docs: dict[str, int]) -> dict[str, Any]:
         "config_hash": ctx.mix.config_hash(),
         "seed": ctx.mix.seed,
         "tokenizer": {
-            "path": "tokenizer.json",
-            "sha256": sha256_file(ctx.out / "tokenizer.json"),
+            "path": TOKENIZER_JSON,
+            "sha256": sha256_file(storage.join(ctx.out, TOKENIZER_JSON)),
             "vocab_size": vocab,
             "eos_id": eos_id(tok),
             "token_dtype": "uint16" if vocab <= 2**16 else "uint32",
@@ -206,20 +211,23 @@ def build_manifest(ctx: Context, used_docs: dict[str, int]) -> dict[str, Any]:
     }
 
 
-def prepare_output(out: Path, resume: bool) -> None:
+def prepare_output(out: storage.Target, resume: bool) -> None:
     """Remove a previous build's outputs (manifest first, so a crash never leaves it looking complete).
 
-    A directory that holds files but no manifest is an interrupted build (or not a build at all): it is
-    continued with ``--resume`` and otherwise refused, never mixed with new output.
+    A directory (or object-store prefix) that holds files but no manifest is an interrupted build (or not a build
+    at all): it is continued with ``--resume`` and otherwise refused, never mixed with new output.
     """
-    if out.exists() and not (out / MANIFEST).exists() and any(out.iterdir()) and not resume:
+    files = storage.list_files(out)
+    if files and MANIFEST not in files and not resume:
         raise ValueError(
             f"{out} holds an incomplete build (no {MANIFEST}): run the same command with --resume to "
-            "continue it, or remove the directory"
+            "continue it, or remove it"
         )
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MANIFEST).unlink(missing_ok=True)
-    for old in out.glob("shard-*.arrow"):
-        old.unlink()
+    storage.remove(storage.join(out, MANIFEST))
+    for name in storage.list_files(out, recursive=False):
+        if fnmatch(name, "shard-*.arrow"):
+            storage.remove(storage.join(out, name))
     for sub in (HELD_OUT, "rejects"):
-        shutil.rmtree(out / sub, ignore_errors=True)
+        storage.remove(storage.join(out, sub))
+    if not storage.is_uri(out):
+        Path(out).mkdir(parents=True, exist_ok=True)
