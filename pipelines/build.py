@@ -16,8 +16,6 @@ from typing import Any
 
 import ray
 import ray.data
-from rich.console import Console
-
 from dataengine import storage
 from dataengine.config import MixConfig, SourceConfig, load_mix, load_sources
 from dataengine.dedup.exact import exact_dedup
@@ -37,10 +35,11 @@ from dataengine.report.funnel import check_balance
 from dataengine.report.render import write_report
 from dataengine.runtime import check_writable_by_cluster, os_error, ray_session
 from dataengine.shards.manifest import write_manifest
-from dataengine.shards.write import build_manifest, held_out_stage, prepare_output, write_stage
+from dataengine.shards.write import build_manifest, prepare_output, write_stage
 from dataengine.sources import list_units, read_units
 from dataengine.storage import Target
 from dataengine.tokenize import TokenizeStage
+from rich.console import Console
 from tokenizer.sample import tokenizer_stage
 
 PRIVATE_STAGES = ".stages"  # an output's own stage cache: its cleaned-* entries go when the build completes
@@ -65,14 +64,8 @@ def _code_sources(ctx: Context) -> list[str]:
     return sorted(s.name for s in ctx.sources if s.filter_domain == "code")
 
 
-def _code_page_share(ctx: Context) -> float | None:
-    """The quality stage's code-aware setting: None judges whole texts (``pipeline.code_aware: false``)."""
-    return ctx.pipe.code_page_share if ctx.pipe.code_aware else None
-
-
 def stages(extra: list[Stage] | None = None) -> list[Stage]:
-    """The build, in order.  ``extra`` stages (an experiment's control) run on the tokenized documents, once the
-    held-out slice is chosen."""
+    """The build, in order.  ``extra`` stages (an experiment's control) run on the cleaned documents."""
     langid_on = lambda c: c.pipe.langid.enabled  # noqa: E731
     return [
         Stage("read", "map", read_units, batch_size=32,
@@ -96,21 +89,19 @@ def stages(extra: list[Stage] | None = None) -> list[Stage]:
               kwargs=lambda c: {"min_score": c.pipe.quality_model.min_score},
               reads=lambda c: c.pipe.quality_model.model_dump(mode="json")),
         Stage("filters", "decide", QualityStage, actors=True,
-              kwargs=lambda c: {"filters": c.pipe.filters, "sources": c.sources, "english_rules": c.pipe.english_rules,
-                                "code_page_share": _code_page_share(c)},
+              kwargs=lambda c: {"filters": c.pipe.filters, "sources": c.sources, "english_rules": c.pipe.english_rules},
               reads=lambda c: [[f.model_dump(mode="json") for f in c.pipe.filters], _sources(c, licences=True),
-                               c.pipe.english_rules, _code_page_share(c)]),
+                               c.pipe.english_rules]),
         Stage("pii", "map", redact_batch, when=lambda c: c.pipe.pii, reads=lambda c: True),
         Stage("exact_dedup", "global", lambda ds, c: exact_dedup(ds), when=lambda c: c.pipe.exact_dedup,
               reads=lambda c: True),
         Stage("near_dedup", "global", _near_dedup, reads=lambda c: c.pipe.near_dedup.model_dump(mode="json")),
         Stage("decontam", "global", _decontaminate, reads=lambda c: c.pipe.decontam.model_dump(mode="json")),
         checkpoint("cleaned"),
+        *(extra or []),
         Stage("tokenizer", "global", tokenizer_stage),
         Stage("tokenize", "map", TokenizeStage, actors=True,
               kwargs=lambda c: {"tokenizer_json": c.objects["tokenizer_json"]}),
-        Stage("held_out", "global", held_out_stage),
-        *(extra or []),
         Stage("mix+write", "global", write_stage),
     ]  # fmt: skip
 
@@ -148,8 +139,7 @@ class Build:
         docs = run_stages(self.stages, self._units, ctx)
         with ctx.step("report"):
             plan = ctx.objects["plan"]
-            held_out = ctx.objects["held_out_slice"]
-            funnel = collect_funnel(docs, plan, held_out, [s.name for s in ctx.sources], _code_sources(ctx))
+            funnel = collect_funnel(docs, plan, mix.held_out, [s.name for s in ctx.sources], _code_sources(ctx))
             for name, removed in ctx.results.get("lines_removed", {}).items():
                 funnel[name].lines_removed = removed
             check_balance(funnel)
