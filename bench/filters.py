@@ -8,8 +8,10 @@ CPU seconds of this process (``time.process_time``), so jobs sharing the machine
 side.  Ours starts with an empty chunk memory: the first pass is what a fresh worker does; a second pass over
 the same pages (memory warm) is reported beside it.  Every document's decision (keep, or the first failing
 rule and its reason) is compared, and disagreements are printed by rule.  The Chinese and code chains have
-no datatrove counterpart (FineWeb-2's Chinese filters need jieba; datatrove has no code rules), so they are
-reported alone.
+no datatrove counterpart (FineWeb-2's Chinese filters need jieba; datatrove has no code rules): each is timed
+against its own previous implementation (the per-document rules kept in ``tests/rules_reference.py``: character
+loops, ``Counter``, datatrove's ``GopherRepetitionFilter`` on characters) in the same stage on the same documents,
+best of ``REPEATS`` alternating rounds, and every decision is asserted equal.
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ from dataengine.extract import extract_batch
 from dataengine.filters import QualityStage, build_rule
 from dataengine.schema import doc_row, rows_to_table
 from dataengine.sources.files import expand
+from tests.rules_reference import REFERENCES
 
 DOCS_PER_DOMAIN = int(os.environ.get("BENCH_FILTERS_DOCS", 1_000))  # per domain; the sample has 4,538 English pages
 BATCH = 256
+REPEATS = 3  # rounds of the Chinese and code chains, ours and the previous rules in turn; the best of each counts
 SOURCES = [
     SourceConfig(name="web_en", kind="html_dir", lang="en", paths=[]),
     SourceConfig(name="web_zh", kind="html_dir", lang="zh", paths=[]),
@@ -76,9 +80,17 @@ def cpu(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.process_time() - start, result
 
 
-def ours(table: pa.Table, filters: list[FilterSpec]) -> tuple[float, list[str | None]]:
-    """CPU seconds and per-document decisions of the quality stage over batches of ``BATCH`` rows."""
+def ours(table: pa.Table, filters: list[FilterSpec], previous: bool = False) -> tuple[float, list[str | None]]:
+    """CPU seconds and per-document decisions of the quality stage over batches of ``BATCH`` rows; ``previous``:
+    with the per-document rules the vectorised ones replaced in place of each of them."""
     stage = QualityStage(filters, SOURCES)
+    if previous:
+        params = {spec.name: spec.params for spec in filters}
+        stage.chains = {
+            source: [(name, REFERENCES[name](**params[name]) if name in REFERENCES else rule, how)
+                     for name, rule, how in chain]
+            for source, chain in stage.chains.items()
+        }  # fmt: skip
 
     def go() -> list[str | None]:
         batches = (stage(table.slice(at, BATCH)) for at in range(0, table.num_rows, BATCH))
@@ -138,11 +150,25 @@ def run() -> list[Row]:
             1 - sum(differ.values()) / n, "datatrove's own decisions", 1.0, "share of documents"),
     ]  # fmt: skip
     for name, domain in (("web_zh", "zh"), ("code", "code")):
-        table = tables[name]
-        seconds, reasons = ours(table, [f for f in chain if domain in f.domains])
-        kept = sum(r is None for r in reasons)
-        rows.append(
-            Row(f"{'Chinese' if domain == 'zh' else 'code'} chain, {table.num_rows:,} docs ({kept:,} kept)",
-                table.num_rows / seconds, "none (no datatrove counterpart)", None, "docs/s per core (CPU time)")
-        )  # fmt: skip
+        rows += chain_against_previous(tables[name], [f for f in chain if domain in f.domains], domain)
     return rows
+
+
+def chain_against_previous(table: pa.Table, filters: list[FilterSpec], domain: str) -> list[Row]:
+    """The chain against the per-document rules it replaced: docs/s and MB/s per core, equal decisions asserted."""
+    best = {False: float("inf"), True: float("inf")}
+    decisions = {}
+    for _ in range(REPEATS):
+        for previous in (True, False):
+            seconds, decisions[previous] = ours(table, filters, previous)
+            best[previous] = min(best[previous], seconds)
+    assert decisions[True] == decisions[False], "the vectorised rules decide differently from the per-document ones"
+    n, mb = table.num_rows, sum(len(t.encode()) for t in table["text"].to_pylist()) / 1e6
+    kept = sum(r is None for r in decisions[False])
+    what = f"{'Chinese' if domain == 'zh' else 'code'} chain, {n:,} docs, {mb:.1f} MB ({kept:,} kept)"
+    peer = "previous per-document rules (tests/rules_reference.py), same decisions"
+    print(f"{what}: by reason {dict(Counter(decisions[False]))}")
+    return [
+        Row(what, n / best[False], peer, n / best[True], "docs/s per core (CPU time)"),
+        Row(what, mb / best[False], peer, mb / best[True], "MB/s per core (CPU time)"),
+    ]

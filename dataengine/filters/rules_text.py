@@ -4,12 +4,18 @@ The English chain runs ``rules_en`` (the same rules on one shared split per docu
 ``pipeline.english_rules: datatrove``: then these wrappers run datatrove's classes themselves (Gopher quality
 and repetition, C4, FineWeb), each calling spaCy on its own.  The length and CJK rules work on characters,
 which suits Chinese too.
+
+Character statistics read a text as a numpy array of code points and look each one's class up in a table (a
+flag byte per code point: whitespace, alphanumeric, punctuation, CJK), so counting costs no Python per character.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
+from functools import lru_cache
 
+import numpy as np
 from datatrove.data import Document
 from datatrove.pipeline.filters import (
     C4QualityFilter,
@@ -20,6 +26,46 @@ from datatrove.pipeline.filters import (
 from datatrove.pipeline.filters.base_filter import BaseFilter
 
 CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef]")
+# a code point's flags: str.isspace(), str.isalnum(), a Unicode punctuation category (P*), matched by CJK
+SPACE, ALNUM, PUNCT, CJK_CHAR = 1, 2, 4, 8
+UNSEEN = 128
+
+
+def code_points(text: str) -> np.ndarray:
+    """The text's code points (uint32), one per character as ``len`` counts them."""
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), np.uint32)
+
+
+@lru_cache(maxsize=1)
+def flag_table() -> np.ndarray:
+    """Per code point its flags, filled in as characters are first met (a worker meets a few thousand)."""
+    return np.full(0x110000, UNSEEN, np.uint8)
+
+
+def flags_of(c: str) -> int:
+    """The flags of one character, from the same ``str`` and ``unicodedata`` predicates the rules name."""
+    return (
+        SPACE * c.isspace()
+        | ALNUM * c.isalnum()
+        | PUNCT * unicodedata.category(c).startswith("P")
+        | CJK_CHAR * (CJK.match(c) is not None)
+    )
+
+
+def char_flags(cps: np.ndarray) -> np.ndarray:
+    """The flags of every code point of ``cps`` (a text's :func:`code_points`), in order."""
+    table = flag_table()
+    flags = table[cps]
+    if (flags == UNSEEN).any():
+        for cp in np.unique(cps[flags == UNSEEN]).tolist():
+            table[cp] = flags_of(chr(cp))
+        flags = table[cps]
+    return flags
+
+
+def count_flag(flags: np.ndarray, flag: int) -> int:
+    """How many characters carry ``flag``."""
+    return int(np.count_nonzero(flags & flag))
 
 
 class MinLength:
@@ -29,6 +75,9 @@ class MinLength:
         self.min_chars = min_chars
 
     def __call__(self, text: str) -> str | None:
+        head = text[: 4 * self.min_chars]  # most documents reach the minimum early: no need to count the rest
+        if len(head) < len(text) and sum(map(len, head.split())) >= self.min_chars:
+            return None
         return "too_short" if sum(map(len, text.split())) < self.min_chars else None
 
 
@@ -39,10 +88,11 @@ class CjkRatio:
         self.min_ratio = min_ratio
 
     def __call__(self, text: str) -> str | None:
-        chars = sum(map(len, text.split()))
+        flags = char_flags(code_points(text))
+        chars = len(text) - count_flag(flags, SPACE)
         if chars == 0:
             return "low_cjk_ratio"
-        return "low_cjk_ratio" if len(CJK.findall(text)) / chars < self.min_ratio else None
+        return "low_cjk_ratio" if count_flag(flags, CJK_CHAR) / chars < self.min_ratio else None
 
 
 class DatatroveRule:
