@@ -254,6 +254,11 @@ class PipelineConfig(Strict):
     # the English chain: "fast" (one shared split per document, spaCy's words, the same decisions) or "datatrove"
     # (datatrove's own filter classes, each calling spaCy itself)
     english_rules: Literal["fast", "datatrove"] = "fast"
+    # code-aware rules for web sources: the prose rules judge a page with its code blocks masked out (they stay in
+    # the text), and a page whose code_share is above code_page_share is judged by the code rules on its blocks;
+    # false judges every page's whole text, as the rules were written for web prose
+    code_aware: bool = True
+    code_page_share: float = Field(default=0.5, ge=0.0, le=1.0)
     exact_dedup: bool = True
     near_dedup: NearDedupConfig = Field(default_factory=NearDedupConfig)
     decontam: DecontamConfig = Field(default_factory=DecontamConfig)

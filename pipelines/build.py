@@ -30,6 +30,7 @@ from dataengine.licenses import with_mix_licenses
 from dataengine.models import lid_model, quality_models, sha256_of, shipped
 from dataengine.pipeline import Context, Stage, checkpoint, drop_level, run_stages
 from dataengine.report.build_report import build_report, print_summary, write_examples
+from dataengine.report.code_aware import code_aware_report
 from dataengine.report.collect import collect_funnel
 from dataengine.report.funnel import check_balance
 from dataengine.report.render import write_report
@@ -64,6 +65,11 @@ def _code_sources(ctx: Context) -> list[str]:
     return sorted(s.name for s in ctx.sources if s.filter_domain == "code")
 
 
+def _code_page_share(ctx: Context) -> float | None:
+    """The quality stage's code-aware setting: None judges whole texts (``pipeline.code_aware: false``)."""
+    return ctx.pipe.code_page_share if ctx.pipe.code_aware else None
+
+
 def stages(extra: list[Stage] | None = None) -> list[Stage]:
     """The build, in order.  ``extra`` stages (an experiment's control) run on the cleaned documents."""
     langid_on = lambda c: c.pipe.langid.enabled  # noqa: E731
@@ -89,9 +95,10 @@ def stages(extra: list[Stage] | None = None) -> list[Stage]:
               kwargs=lambda c: {"min_score": c.pipe.quality_model.min_score},
               reads=lambda c: c.pipe.quality_model.model_dump(mode="json")),
         Stage("filters", "decide", QualityStage, actors=True,
-              kwargs=lambda c: {"filters": c.pipe.filters, "sources": c.sources, "english_rules": c.pipe.english_rules},
+              kwargs=lambda c: {"filters": c.pipe.filters, "sources": c.sources, "english_rules": c.pipe.english_rules,
+                                "code_page_share": _code_page_share(c)},
               reads=lambda c: [[f.model_dump(mode="json") for f in c.pipe.filters], _sources(c, licences=True),
-                               c.pipe.english_rules]),
+                               c.pipe.english_rules, _code_page_share(c)]),
         Stage("pii", "map", redact_batch, when=lambda c: c.pipe.pii, reads=lambda c: True),
         Stage("exact_dedup", "global", lambda ds, c: exact_dedup(ds), when=lambda c: c.pipe.exact_dedup,
               reads=lambda c: True),
@@ -150,6 +157,8 @@ class Build:
             report["stage_cache"] = {**levels.get("cleaned", {"hit": False}), "levels": levels}
             report["examples"] = write_examples(docs, ctx.out, ctx.pipe.rejects_sample_per_reason)
             report["quality_scores"] = quality_summary(docs)
+            if _code_page_share(ctx) is not None:
+                report["code_aware"] = code_aware_report(docs, funnel)
             write_report(ctx.out, report)
             used = {name: f.docs_out for name, f in funnel.items()}
             write_manifest(ctx.out, build_manifest(ctx, used))  # last: its presence marks a complete build

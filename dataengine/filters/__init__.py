@@ -11,7 +11,12 @@ extend it without changing plain rules:
   :class:`TextSplit`, made once per document and shared by every such rule (words, lines, n-grams);
 - a rule with ``edits_text = True`` is a text transform: ``rule.edit(text) -> (text, meta fields)``; the
   stage keeps the new text and merges the fields into ``meta`` (Chinese script normalisation, boilerplate
-  line removal).  It never rejects; rules after it in the chain see the edited text.
+  line removal).  It never rejects; rules after it in the chain see the edited text.  The document's code
+  spans are moved through the edit (``code_aware.text_edits``), so they still cover its code blocks.
+
+With ``code_page_share`` set (``pipeline.code_aware``), the rules of web sources judge views of the text
+(``code_aware``): the prose with the code blocks masked out, or, on a page whose ``code_share`` is above it,
+the code blocks alone, judged by the code rules.
 
 The stage runs in a Ray Data actor pool so rules with a model or a tokenizer load it once per worker.
 """
@@ -25,15 +30,20 @@ from typing import Any
 import pyarrow as pa
 
 from dataengine.config import FilterSpec, SourceConfig
+from dataengine.extract.spans import Span, code_share, remap, spans_array, spans_of
+from dataengine.filters.code_aware import CHANGE_TYPE, CODE_AWARE_CHANGE, code_view, prose_view, text_edits
 from dataengine.filters.rules_code import CodeFiles, CodeLines
 from dataengine.filters.rules_en import C4Quality, FineWebQuality, GopherQuality, GopherRepetition
 from dataengine.filters.rules_license import LicenseFilter
 from dataengine.filters.rules_text import DATATROVE_RULES, CjkRatio, MinLength
 from dataengine.filters.rules_zh import OpenccT2S, ZhBoilerplate, ZhQuality, ZhRepetition
 from dataengine.filters.text_split import TextSplit
+from dataengine.report.funnel import KEPT
 from dataengine.schema import reject_rows, set_column
 
 Rule = Callable[..., str | None]
+Chain = list[tuple[str, Any, str]]
+View = Callable[[str, list[Span]], str]
 
 FILTERS: dict[str, Callable[..., Any]] = {
     "min_length": MinLength,
@@ -80,15 +90,35 @@ def licence_chain(source: SourceConfig) -> list[tuple[str, Any, str]]:
     return [("license", LicenseFilter(allow=source.licenses), "meta")] if source.licenses else []
 
 
-class QualityStage:
-    """Ray Data callable class: rejects rows with ``<filter name>:<reason>`` from the first rule that fails."""
+def whole_text(text: str, spans: list[Span]) -> str:
+    """The view of a code-blind chain: the text as it is."""
+    return text
 
-    def __init__(self, filters: list[FilterSpec], sources: list[SourceConfig], english_rules: str = "fast") -> None:
+
+class QualityStage:
+    """Ray Data callable class: rejects rows with ``<filter name>:<reason>`` from the first rule that fails.
+
+    ``code_page_share`` None judges every text whole (``pipeline.code_aware: false``); a share makes the stage
+    code-aware for sources outside the code domain, and tags each row whose verdict that changes.
+    """
+
+    def __init__(
+        self,
+        filters: list[FilterSpec],
+        sources: list[SourceConfig],
+        english_rules: str = "fast",
+        code_page_share: float | None = None,
+    ) -> None:
         self.rules = [(spec.name, set(spec.domains), build_rule(spec, english_rules)) for spec in filters]
         by_domain = {domain: self.chain(domain) for domain in {s.filter_domain for s in sources}}
         self.chains = {s.name: licence_chain(s) + by_domain[s.filter_domain] for s in sources}
+        self.code_page_share = code_page_share
+        aware = [s.name for s in sources if s.filter_domain != "code"] if code_page_share is not None else []
+        # a page that is mostly code: its own chain's edits, then the code chain's rules on the text
+        code_rules = [rule for rule in self.chain("code") if rule[2] == "text"]
+        self.code_chains = {name: [r for r in self.chains[name] if r[2] == "edit"] + code_rules for name in aware}
 
-    def chain(self, domain: str) -> list[tuple[str, Any, str]]:
+    def chain(self, domain: str) -> Chain:
         """``(name, rule, how)`` for one domain's rules; ``how``: text, path, meta, split or edit."""
         kinds = {"edit": "edits_text", "meta": "needs_meta", "path": "needs_path", "split": "needs_split"}  # first wins
         return [
@@ -103,50 +133,77 @@ class QualityStage:
         done = table["reject"].to_pylist()
         urls = table["url"].to_pylist()
         metas = table["meta"].to_pylist()
+        spans = spans_of(table["code_spans"])
+        shares = table["code_share"].to_pylist()
         reasons: list[str | None] = []
+        details: list[str | None] = []
+        changes: list[dict[str, str] | None] = []
         edited = False
         for i, (source, prev) in enumerate(zip(sources, done, strict=True)):
-            reason = None
+            reason = detail = change = None
             if prev is None:
-                reason, text, meta = self.judge(self.chains[source], texts[i], urls[i], metas[i])
+                chain, view = self.chains[source], whole_text
+                if source in self.code_chains and spans[i]:
+                    chain, view = self.chains[source], prose_view
+                    if shares[i] > self.code_page_share:
+                        chain, view = self.code_chains[source], code_view
+                        detail = f"code page: code_share {shares[i]:.2f} > {self.code_page_share}, code rules"
+                reason, text, meta, new_spans = self.judge(chain, texts[i], spans[i], urls[i], metas[i], view)
+                if view is not whole_text:
+                    blind = self.judge(self.chains[source], texts[i], spans[i], urls[i], metas[i], whole_text)[0]
+                    if blind != reason:
+                        seen = "code" if view is code_view else "prose"
+                        change = {"code_blind": blind or KEPT, "code_aware": reason or KEPT, "view": seen}
                 if text != texts[i] or meta != metas[i]:
-                    texts[i], metas[i], edited = text, meta, True
+                    texts[i], metas[i], spans[i], edited = text, meta, new_spans, True
             reasons.append(reason)
+            details.append(detail if reason else None)
+            changes.append(change)
         if edited:
             table = set_column(table, "text", pa.array(texts, pa.string()))
             table = set_column(table, "meta", pa.array(metas, pa.string()))
-        return reject_rows(table, reasons)
+            table = set_column(table, "code_spans", spans_array(spans))
+            new_shares = [code_share(t, s) for t, s in zip(texts, spans, strict=True)]
+            table = set_column(table, "code_share", pa.array(new_shares, pa.float32()))
+        if self.code_chains:
+            table = set_column(table, CODE_AWARE_CHANGE, pa.array(changes, CHANGE_TYPE))
+        return reject_rows(table, reasons, details)
 
     @staticmethod
     def judge(
-        chain: list[tuple[str, Any, str]], text: str, url: str | None, meta_json: str | None
-    ) -> tuple[str | None, str, str | None]:
-        """``(reason, text, meta)`` for one document: the first failing rule's reason, after the edits before it."""
+        chain: Chain, text: str, spans: list[Span], url: str | None, meta_json: str | None, view: View = whole_text
+    ) -> tuple[str | None, str, str | None, list[Span]]:
+        """``(reason, text, meta, spans)`` for one document: the first failing rule's reason, after the edits
+        before it; each judging rule sees ``view`` of the text (the whole text, its prose or its code)."""
         meta: dict[str, Any] | None = None
         split: TextSplit | None = None
         updates: dict[str, Any] = {}
         reason = None
+        seen: str | None = None  # ``view`` of the current text, made once per document (and again after an edit)
         for name, rule, how in chain:
+            if how == "edit":
+                edited, fields = rule.edit(text)
+                spans = remap(spans, text_edits(text, edited)) if spans else spans
+                text, seen = edited, None
+                updates.update(fields)
+                continue
+            seen = view(text, spans) if seen is None else seen
             if how == "text":
-                failed = rule(text)
+                failed = rule(seen)
             elif how == "split":
-                if split is None or split.text is not text:  # one split per document (after any edit)
-                    split = TextSplit(text)
+                if split is None or split.text is not seen:  # one split per document (after any edit)
+                    split = TextSplit(seen)
                 failed = rule.judge(split)
             elif how == "path":
                 meta = meta if meta is not None else json.loads(meta_json or "{}")
-                failed = rule(text, doc_path(meta, url))
-            elif how == "meta":
-                meta = meta if meta is not None else json.loads(meta_json or "{}")
-                failed = rule(text, meta)
+                failed = rule(seen, doc_path(meta, url))
             else:
-                text, fields = rule.edit(text)
-                updates.update(fields)
-                continue
+                meta = meta if meta is not None else json.loads(meta_json or "{}")
+                failed = rule(seen, meta)
             if failed:
                 reason = f"{name}:{failed}"
                 break
         if updates:
             meta = meta if meta is not None else json.loads(meta_json or "{}")
             meta_json = json.dumps({**meta, **updates}, ensure_ascii=False, sort_keys=True)
-        return reason, text, meta_json
+        return reason, text, meta_json, spans

@@ -132,6 +132,9 @@ def render_html(report: dict[str, Any], png: bytes) -> str:
         if report.get("examples", {}).get(name, {}).get("rejected"):
             parts.append(f"<h3>Rejected beside kept: {_e(name)}</h3>")
             parts.append(_examples(report["examples"][name]))
+        if report.get("code_aware", {}).get(name):
+            parts.append(f"<h3>What the code-aware rules change (pipeline.code_aware): {_e(name)}</h3>")
+            parts.append(_code_aware(report["code_aware"][name]))
     if report.get("quality_scores"):
         parts += ["<h2>Quality-model scores (kept vs rejected by the cleaning stages)</h2>", _quality(report)]
     parts += ["<h2>Mix shares</h2>", _mix_shares(report), "<h2>Timings</h2>", _timings(report), "</body></html>"]
@@ -284,6 +287,30 @@ def _examples(examples: dict[str, Any]) -> str:
         for i, (reason, items) in enumerate(reasons)
     ]
     return f"<table class='examples'><tr><th>reason</th><th>rejected</th><th>kept</th></tr>{''.join(rows)}</table>"
+
+
+def _code_aware(section: dict[str, Any]) -> str:
+    """Pages and tokens per verdict with the switch off and on, the pages moved between verdicts, and example
+    pages beside what each chain judged: the whole page, or its prose (code blocks masked) or its code blocks."""
+    rows = [
+        ("", [key, t.get("docs_off"), t.get("docs_on"), f"{t['docs_change']:+,}", t.get("tokens_off"),
+              t.get("tokens_on"), f"{t['tokens_change']:+,}"])
+        for key, t in section["rules"].items()
+    ]  # fmt: skip
+    header = ["verdict of the filters", "pages off", "pages on", "change", "tokens off", "tokens on", "change"]
+    moves = [("", [f"{c['code_blind']} → {c['code_aware']}", c["docs"], c["tokens"]]) for c in section["changes"]]
+    examples = "".join(
+        f"<tr><td>{_e(x['code_blind'])} → {_e(x['code_aware'])}<div class='url'>{_e(x['url'])}</div></td>"
+        f"<td><pre>{_e(x['whole'])}</pre></td><td><div class='detail'>{_e(x['view'])}</div>"
+        f"<pre>{_e(x['seen'])}</pre></td></tr>"
+        for x in section["examples"]
+    )
+    return (
+        _table(header, rows)
+        + _table(["code_aware: false → true", "pages", "tokens"], moves)
+        + "<table class='examples'><tr><th>page</th><th>code_aware: false judged the whole page</th>"
+        + f"<th>code_aware: true judged</th></tr>{examples}</table>"
+    )
 
 
 def _mix_shares(report: dict[str, Any]) -> str:
