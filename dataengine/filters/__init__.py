@@ -165,7 +165,7 @@ class QualityStage:
             table = set_column(table, "code_spans", spans_array(spans))
             new_shares = [code_share(t, s) for t, s in zip(texts, spans, strict=True)]
             table = set_column(table, "code_share", pa.array(new_shares, pa.float32()))
-        if self.code_chains:
+        if self.code_page_share is not None:
             table = set_column(table, CODE_AWARE_CHANGE, pa.array(changes, CHANGE_TYPE))
         return reject_rows(table, reasons, details)
 
