@@ -6,9 +6,12 @@ character 13-grams for items written in Chinese.  An item shorter than the n-gra
 n-gram of its own length, so it is found only as an exact run inside a document; an item shorter than
 ``min_units`` is too generic to mean contamination and is counted as skipped.
 
-The index is sorted 64-bit n-gram hashes with the task of each, looked up with ``np.searchsorted``: a
-document costs a vectorised pass over its n-grams, never a Python loop over items.  A dropped document's
-rejection names the task whose item it contains.
+The index is sorted 64-bit n-gram hashes with the task of each.  A batch's n-grams are first tested in bulk
+against a bitmap of the index's hash prefixes (one gather per n-gram; a few percent pass by chance) and only
+those are looked up with ``np.searchsorted``: no Python loop over items or documents.  Character n-grams are
+computed only for documents holding a CJK character when every indexed character n-gram holds one (checked when
+the index is built), so English and code skip the character pass.  A dropped document's rejection names the
+task whose item it contains.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pyarrow as pa
@@ -26,12 +30,14 @@ from rich.console import Console
 
 from dataengine.aggregate import grouped_sums
 from dataengine.config import DecontamConfig, ShingleSpec
-from dataengine.dedup.minhash import shingle_hashes, unit_hashes
+from dataengine.dedup.minhash import gaps, normalise, shingle_hashes, unit_hashes
 from dataengine.schema import kept_mask, reject_rows
 
 STAGE = "decontam"
 REASON = f"{STAGE}:eval_overlap"
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+CJK_CLASS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_CJK = re.compile(f"[{CJK_CLASS}]")
+BITMAP_BITS = 24  # hash prefixes in the bitmap: 16 MB, a few percent of n-grams pass by chance
 
 
 def _specs(cfg: DecontamConfig) -> dict[str, ShingleSpec]:
@@ -52,10 +58,20 @@ class EvalIndex:
     grams: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     items: dict[str, int] = field(default_factory=dict)
     skipped: dict[str, int] = field(default_factory=dict)  # too short to match
+    char_grams_hold_cjk: bool = False  # every character n-gram has a CJK character: other documents cannot match
 
     @property
     def size(self) -> int:
         return sum(len(h) for h, _ in self.grams.values())
+
+    @cached_property
+    def bitmap(self) -> np.ndarray:
+        """Whether any indexed hash (of any unit and length) starts with each ``BITMAP_BITS``-bit prefix; made
+        where the index is used (a worker), not shipped."""
+        bits = np.zeros(1 << BITMAP_BITS, dtype=bool)
+        for hashes, _ in self.grams.values():
+            bits[hashes >> np.uint64(64 - BITMAP_BITS)] = True
+        return bits
 
 
 def build_index(items: Iterable[tuple[str, str]], cfg: DecontamConfig) -> EvalIndex:
@@ -71,6 +87,7 @@ def build_index(items: Iterable[tuple[str, str]], cfg: DecontamConfig) -> EvalIn
         items_per_task[task] += 1
         by_unit["char" if _CJK.search(text) else "word"].append((tid, text))
     index = EvalIndex(config=cfg, tasks=tasks, items=dict(items_per_task))
+    index.char_grams_hold_cjk = all_grams_hold_cjk(pa.array([t for _, t in by_unit["char"]], pa.string()), cfg)
     skipped: Counter[str] = Counter()
     collected: dict[tuple[str, int], list[tuple[np.ndarray, np.ndarray]]] = {}
     for unit, spec in _specs(cfg).items():
@@ -97,23 +114,46 @@ def build_index(items: Iterable[tuple[str, str]], cfg: DecontamConfig) -> EvalIn
     return index
 
 
+def all_grams_hold_cjk(texts: pa.Array, cfg: DecontamConfig) -> bool:
+    """Whether every character n-gram of these items has a CJK character: no run of ``char_ngram`` other
+    characters once normalised as ``unit_hashes`` normalises them (a shorter item is indexed whole, and it has
+    one: that is why it is indexed by characters)."""
+    spec = _specs(cfg)["char"]
+    clean = pc.replace_substring_regex(normalise(texts, spec), gaps(spec), "")
+    return not pc.any(pc.match_substring_regex(clean, f"[^{CJK_CLASS}]{{{spec.n}}}")).as_py()
+
+
+def rows_to_scan(index: EvalIndex, unit: str, texts: pa.Array) -> np.ndarray:
+    """The rows whose ``unit`` n-grams can match: all of them, or for characters only those with a CJK character
+    when every indexed character n-gram has one."""
+    if unit != "char" or not index.char_grams_hold_cjk:
+        return np.arange(len(texts))
+    has_cjk = pc.fill_null(pc.match_substring_regex(texts, f"[{CJK_CLASS}]"), False)
+    return np.flatnonzero(has_cjk.to_numpy(zero_copy_only=False))
+
+
 def contaminating_task(index: EvalIndex, texts: pa.Array) -> list[str | None]:
     """Per text: the task of the first evaluation n-gram found in it (lowest task index), or None."""
     found = np.full(len(texts), len(index.tasks), dtype=np.int64)
     specs = _specs(index.config)
+    prefix = np.uint64(64 - BITMAP_BITS)
     for unit in sorted({u for u, _ in index.grams}):
-        units, counts = unit_hashes(texts, specs[unit])
+        rows = rows_to_scan(index, unit, texts)
+        if not len(rows):
+            continue
+        units, counts = unit_hashes(texts if len(rows) == len(texts) else texts.take(rows), specs[unit])
         for (u, n), (hashes, owners) in index.grams.items():
             if u != unit:
                 continue
             # (a document shorter than n is one gram of all its units, which only an item of that length matches)
             grams, per_doc = shingle_hashes(units, counts, n, bits=64)
-            pos = np.clip(np.searchsorted(hashes, grams), 0, len(hashes) - 1)
-            hit = hashes[pos] == grams
+            maybe = np.flatnonzero(index.bitmap[grams >> prefix])
+            pos = np.clip(np.searchsorted(hashes, grams[maybe]), 0, len(hashes) - 1)
+            hit = hashes[pos] == grams[maybe]
             if not hit.any():
                 continue
-            doc = np.repeat(np.arange(len(texts)), per_doc)
-            np.minimum.at(found, doc[hit], owners[pos[hit]])
+            doc = np.searchsorted(np.cumsum(per_doc), maybe[hit], side="right")
+            np.minimum.at(found, rows[doc], owners[pos[hit]])
     return [index.tasks[t] if t < len(index.tasks) else None for t in found.tolist()]
 
 
