@@ -47,7 +47,11 @@ EXPECTED_REASONS = {
 
 
 def build(corpus: Path, out: Path, cpus: int) -> dict:
-    mix = load_mix(str(write_mix(out.parent, corpus, name=out.name)))
+    return build_mix(write_mix(out.parent, corpus, name=out.name), out, cpus)
+
+
+def build_mix(mix_yaml: Path, out: storage.Target, cpus: int) -> dict:
+    mix = load_mix(str(mix_yaml))
     return Build(mix, load_sources(mix.sources), out, cpus).run()
 
 
