@@ -8,7 +8,18 @@ import sys
 
 from bench.harness import report
 
-BENCHMARKS = ["tokenize", "build", "crawl", "dedup", "loader", "tokenizer_metrics", "langid", "filters", "scale"]
+BENCHMARKS = [
+    "tokenize",
+    "build",
+    "crawl",
+    "dedup",
+    "decontam",
+    "loader",
+    "tokenizer_metrics",
+    "langid",
+    "filters",
+    "scale",
+]
 
 
 def main(argv: list[str] | None = None) -> int:
