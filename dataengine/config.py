@@ -275,7 +275,11 @@ class MixConfig(Strict):
     shares: dict[str, float]
     total_tokens: int | Literal["auto"] = "auto"
     max_epochs: float = 4.0
-    held_out: float = 0.005
+    held_out: float = 0.005  # share of each source's documents held out, by id hash
+    # or by tokens: per source, the first documents in id-hash order up to this many tokens and at least
+    # held_out_min_docs documents (never more than half a source), so held-out bits per byte can measure
+    held_out_tokens: int | None = Field(default=None, gt=0)
+    held_out_min_docs: int = Field(default=100, ge=0)
     seed: int = 0
     licenses: Literal["permissive"] | list[str] | None = None  # for every code source that sets none itself
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)

@@ -36,7 +36,7 @@ from dataengine.report.funnel import check_balance
 from dataengine.report.render import write_report
 from dataengine.runtime import check_writable_by_cluster, os_error, ray_session
 from dataengine.shards.manifest import write_manifest
-from dataengine.shards.write import build_manifest, prepare_output, write_stage
+from dataengine.shards.write import build_manifest, held_out_stage, prepare_output, write_stage
 from dataengine.sources import list_units, read_units
 from dataengine.storage import Target
 from dataengine.tokenize import TokenizeStage
@@ -71,7 +71,8 @@ def _code_page_share(ctx: Context) -> float | None:
 
 
 def stages(extra: list[Stage] | None = None) -> list[Stage]:
-    """The build, in order.  ``extra`` stages (an experiment's control) run on the cleaned documents."""
+    """The build, in order.  ``extra`` stages (an experiment's control) run on the tokenized documents, once the
+    held-out slice is chosen."""
     langid_on = lambda c: c.pipe.langid.enabled  # noqa: E731
     return [
         Stage("read", "map", read_units, batch_size=32,
@@ -105,10 +106,11 @@ def stages(extra: list[Stage] | None = None) -> list[Stage]:
         Stage("near_dedup", "global", _near_dedup, reads=lambda c: c.pipe.near_dedup.model_dump(mode="json")),
         Stage("decontam", "global", _decontaminate, reads=lambda c: c.pipe.decontam.model_dump(mode="json")),
         checkpoint("cleaned"),
-        *(extra or []),
         Stage("tokenizer", "global", tokenizer_stage),
         Stage("tokenize", "map", TokenizeStage, actors=True,
               kwargs=lambda c: {"tokenizer_json": c.objects["tokenizer_json"]}),
+        Stage("held_out", "global", held_out_stage),
+        *(extra or []),
         Stage("mix+write", "global", write_stage),
     ]  # fmt: skip
 
@@ -146,7 +148,8 @@ class Build:
         docs = run_stages(self.stages, self._units, ctx)
         with ctx.step("report"):
             plan = ctx.objects["plan"]
-            funnel = collect_funnel(docs, plan, mix.held_out, [s.name for s in ctx.sources], _code_sources(ctx))
+            held_out = ctx.objects["held_out_slice"]
+            funnel = collect_funnel(docs, plan, held_out, [s.name for s in ctx.sources], _code_sources(ctx))
             for name, removed in ctx.results.get("lines_removed", {}).items():
                 funnel[name].lines_removed = removed
             check_balance(funnel)

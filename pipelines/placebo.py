@@ -1,8 +1,9 @@
 """The experiment's placebo: code with its tokens kept and its structure destroyed.
 
-A stage the experiment adds after the cleaned documents (``pipelines.build.stages(extra=...)``): each training
-document of the named sources gets its lines in a seeded random order.  The held-out slice stays intact, so its
-bits per byte compare across the ladder.  The core build knows nothing of it.
+A stage the experiment adds after the held-out slice is chosen (``pipelines.build.stages(extra=...)``): each
+training document of the named sources gets its lines in a seeded random order, and is tokenized again.  The
+held-out slice stays intact (it is chosen from the unscrambled documents, so it is the same slice as every other
+rung's), and its bits per byte compare across the ladder.  The core build knows nothing of it.
 """
 
 from __future__ import annotations
@@ -10,21 +11,34 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from dataengine.mix.plan import is_held_out
+from dataengine.mix.plan import HeldOut
 from dataengine.pipeline import Stage
 from dataengine.schema import set_column, stable_hash
+from dataengine.tokenize import TokenizeStage
 
 
-def scramble_lines(table: pa.Table, sources: list[str], held_out: float) -> pa.Table:
-    """Ray Data ``map_batches`` function: the lines of each training document of ``sources`` shuffled by a hash
-    of its id (same tokens, no structure)."""
+def scramble_lines(table: pa.Table, sources: list[str], held_out: HeldOut) -> pa.Table:
+    """The lines of each training document of ``sources`` shuffled by a hash of its id (same lines, no
+    structure)."""
     texts = table["text"].to_pylist()
     for i, (doc_id, source) in enumerate(zip(table["id"].to_pylist(), table["source"].to_pylist(), strict=True)):
-        if source in sources and texts[i] is not None and not is_held_out(doc_id, held_out):
+        if source in sources and texts[i] is not None and not held_out.contains(source, doc_id):
             lines = texts[i].split("\n")
             order = np.argsort([stable_hash("scramble", doc_id, k) for k in range(len(lines))], kind="stable")
             texts[i] = "\n".join(lines[k] for k in order)
     return set_column(table, "text", pa.array(texts, pa.string()))
+
+
+class ScrambleLines:
+    """Ray Data actor: ``scramble_lines``, then the batch tokenized again with the build's tokenizer (the mix
+    counts and writes the scrambled tokens)."""
+
+    def __init__(self, sources: list[str], held_out: HeldOut, tokenizer_json: str) -> None:
+        self.sources, self.held_out = sources, held_out
+        self.tokenize = TokenizeStage(tokenizer_json)
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        return self.tokenize(scramble_lines(table, self.sources, self.held_out))
 
 
 def scramble_stage(sources: list[str]) -> Stage:
@@ -32,6 +46,11 @@ def scramble_stage(sources: list[str]) -> Stage:
     return Stage(
         "scramble_lines",
         "map",
-        scramble_lines,
-        kwargs=lambda ctx: {"sources": sources, "held_out": ctx.mix.held_out},
+        ScrambleLines,
+        actors=True,
+        kwargs=lambda ctx: {
+            "sources": sources,
+            "held_out": ctx.objects["held_out_slice"],
+            "tokenizer_json": ctx.objects["tokenizer_json"],
+        },
     )

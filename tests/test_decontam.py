@@ -6,6 +6,7 @@ import pyarrow as pa
 
 from dataengine.config import DecontamConfig
 from dataengine.filters.decontam import REASON, build_index, contaminating_task, decontaminate_batch
+from dataengine.mix.plan import HeldOut, held_out_hash
 from dataengine.schema import doc_row, rows_to_table
 from pipelines.placebo import scramble_lines
 
@@ -78,8 +79,13 @@ def test_scrambled_code_keeps_its_lines_but_not_their_order_and_spares_the_held_
     rows = [doc_row(source="code", kind="code", url=f"f{i}.py", raw=b"", text=code, lang="python") for i in range(3)]
     rows.append(doc_row(source="web_en", kind="html", url="p", raw=b"", text=code, lang="en"))
     table = rows_to_table(rows)
-    out = scramble_lines(table, ["code"], held_out=0.0)
+    out = scramble_lines(table, ["code"], HeldOut(0.0))
     texts = out["text"].to_pylist()
     assert all(sorted(t.split("\n")) == sorted(code.split("\n")) for t in texts)
     assert texts[1] != code and texts[2] != code and texts[3] == code  # web_en untouched
-    assert scramble_lines(table, ["code"], held_out=1.0)["text"].to_pylist() == [code] * 4  # all held out
+    assert scramble_lines(table, ["code"], HeldOut(1.0))["text"].to_pylist() == [code] * 4  # all held out
+    first = min(range(3), key=lambda i: held_out_hash(table["id"][i].as_py()))  # held out by a token budget's cut
+    spared = HeldOut(0.0, {"code": held_out_hash(table["id"][first].as_py()) + 1})
+    assert [t == code for t in scramble_lines(table, ["code"], spared)["text"].to_pylist()[:3]] == [
+        i == first for i in range(3)
+    ]

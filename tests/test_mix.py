@@ -11,7 +11,15 @@ import pytest
 import ray.data
 
 from dataengine.mix.cut import find_cuts
-from dataengine.mix.plan import MixPlan, auto_total, is_held_out, mix_hash, plan_mix
+from dataengine.mix.plan import (
+    HeldOut,
+    MixPlan,
+    auto_total,
+    held_out_hash,
+    mix_hash,
+    plan_held_out,
+    plan_mix,
+)
 from dataengine.schema import stable_hash
 
 DOCS = {
@@ -121,6 +129,40 @@ def test_cuts_isolate_the_crossing_document_in_a_large_group(ray_local) -> None:
 
 def test_held_out_slice_is_stable_and_about_the_right_size() -> None:
     ids = [f"web_en/{i:06d}" for i in range(20_000)]
-    held = [i for i in ids if is_held_out(i, 0.05)]
+    held = [i for i in ids if HeldOut(0.05).contains("web_en", i)]
     assert 800 < len(held) < 1200
-    assert held == [i for i in ids if is_held_out(i, 0.05)]
+    assert held == [i for i in ids if HeldOut(0.05).contains("web_en", i)]
+
+
+def reference_held_out(docs: dict[str, int], fraction: float, tokens: int, min_docs: int) -> set[str]:
+    """The held-out slice as one process would choose it: documents in held-out hash order until both the token
+    budget and the document floor are reached (at most half the source's tokens and documents), plus the
+    fraction's."""
+    order = sorted(docs, key=held_out_hash)
+    token_target = min(tokens, sum(docs.values()) // 2)
+    doc_target = min(min_docs, len(docs) // 2)
+    held, running = set(), 0
+    for doc_id in order:
+        if running >= token_target and len(held) >= doc_target:
+            break
+        held.add(doc_id)
+        running += docs[doc_id]
+    return held | {i for i in docs if held_out_hash(i) / 2.0**64 < fraction}
+
+
+@pytest.mark.parametrize(("tokens", "min_docs"), [(5_000, 10), (1_000, 60), (10**9, 100)])
+def test_held_out_tokens_holds_out_the_budget_and_the_floor_as_the_in_memory_reference(
+    ray_local, tokens: int, min_docs: int
+) -> None:
+    """By tokens: at least the budget and at least the floor of documents per source, found by histogram rounds
+    (no document on the driver), equal to the reference, whatever the blocks; never more than half a source."""
+    slices = [plan_held_out(dataset(DOCS, blocks), 0.01, tokens, min_docs) for blocks in (1, 5)]
+    assert slices[0] == slices[1]
+    held_out = slices[0]
+    for source, docs in DOCS.items():
+        held = {i for i in docs if held_out.contains(source, i)}
+        assert held == reference_held_out(docs, 0.01, tokens, min_docs)
+        size = sum(docs[i] for i in held)
+        assert size >= min(tokens, sum(docs.values()) // 2) and len(held) >= min(min_docs, len(docs) // 2)
+        assert size <= sum(docs.values()) // 2 + max(docs.values()) or len(held) <= len(docs) // 2 + 1
+    assert plan_held_out(dataset(DOCS), 0.05, None, 100) == HeldOut(0.05)  # no budget: the fraction alone, as before

@@ -18,6 +18,7 @@ from tokenizers import Tokenizer
 
 from dataengine import storage
 from dataengine.mix.cut import Cut, find_cuts
+from dataengine.mix.plan import HeldOut
 from dataengine.pipeline import Context
 from dataengine.schema import stable_hash
 from dataengine.shards.write import TOKENIZER_JSON, training
@@ -28,14 +29,14 @@ def _hashes(table: pa.Table, seed: int) -> pa.Array:
     return pa.array([stable_hash(seed, "tok", i) for i in table["id"].to_pylist()], pa.uint64())
 
 
-def _candidates(table: pa.Table, seed: int, held_out: float, sources: list[str]) -> pa.Table:
+def _candidates(table: pa.Table, seed: int, held_out: HeldOut, sources: list[str]) -> pa.Table:
     table = training(table, held_out)
     table = table.filter(pc.is_in(table["source"], pa.array(sources, pa.string())))
     nbytes = pc.binary_length(pc.fill_null(table["text"], "").cast(pa.binary())).cast(pa.int64())
     return pa.table({"group": table["source"], "hash": _hashes(table, seed), "weight": nbytes})
 
 
-def _chosen(table: pa.Table, seed: int, held_out: float, cuts: dict[str, Cut]) -> pa.Table:
+def _chosen(table: pa.Table, seed: int, held_out: HeldOut, cuts: dict[str, Cut]) -> pa.Table:
     table = training(table, held_out)
     table = table.filter(pc.is_in(table["source"], pa.array(list(cuts), pa.string())))
     hashes = _hashes(table, seed).to_pylist()
@@ -44,7 +45,7 @@ def _chosen(table: pa.Table, seed: int, held_out: float, cuts: dict[str, Cut]) -
 
 
 def sample_table(
-    docs: ray.data.Dataset, shares: dict[str, float], sample_bytes: int, seed: int, held_out: float
+    docs: ray.data.Dataset, shares: dict[str, float], sample_bytes: int, seed: int, held_out: HeldOut
 ) -> ray.data.Dataset:
     """The documents to train the tokenizer on (``hash``, ``text``), chosen in the workers."""
     budgets = {s: math.ceil(share * sample_bytes) for s, share in shares.items() if share > 0}
@@ -75,7 +76,8 @@ def tokenizer_stage(docs: ray.data.Dataset, ctx: Context) -> ray.data.Dataset:
         storage.write_text(dest, ctx.objects["tokenizer_json"])
         return docs
     mix = ctx.mix
-    chosen = sample_table(docs, mix.shares, ctx.pipe.tokenizer_sample_bytes, mix.seed, mix.held_out)
+    # the fraction's slice: a token budget's is chosen once the documents have tokens, after the tokenizer
+    chosen = sample_table(docs, mix.shares, ctx.pipe.tokenizer_sample_bytes, mix.seed, HeldOut(mix.held_out))
     tokenizer_json, n, chars = ray.get(_train.remote(ctx.pipe.vocab_size, *chosen.to_arrow_refs()))
     ctx.console.print(f"trained the tokenizer on {n:,} documents ({chars / 1e6:.1f}M chars)")
     ctx.objects["tokenizer_json"] = Tokenizer.from_str(tokenizer_json).to_str(pretty=True)

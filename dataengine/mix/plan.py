@@ -14,7 +14,7 @@ tokens taken of each of its copies, so the workers decide every document and the
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,7 +22,7 @@ import ray.data
 
 from dataengine.aggregate import grouped_sums
 from dataengine.mix.cut import Cut, find_cuts
-from dataengine.schema import stable_hash, unit_fraction
+from dataengine.schema import stable_hash
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,55 @@ def order_key(seed: int, doc_id: str, copy: int) -> int:
     return stable_hash(seed, "order", doc_id, copy) >> 1  # fits a signed int64 column
 
 
-def is_held_out(doc_id: str, fraction: float) -> bool:
-    """The held-out evaluation slice: by a hash of the id alone, so it is the same for every mix and seed."""
-    return unit_fraction("held_out", doc_id) < fraction
+HELD_OUT_MAX_SHARE = 0.5  # a token budget or document floor never holds out more than this of a source: the rest trains
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """The held-out slice: per source, a prefix of its documents in the order of ``held_out_hash`` (the id alone,
+    so the slice is the same for every mix and seed): those below the source's ``bounds`` (a token budget and a
+    document floor, from ``plan_held_out``) and, as before, those whose hash falls in the first ``fraction``."""
+
+    fraction: float
+    bounds: dict[str, int] = field(default_factory=dict)
+
+    def contains(self, source: str, doc_id: str) -> bool:
+        h = held_out_hash(doc_id)
+        return h < self.bounds.get(source, 0) or h / 2.0**64 < self.fraction
+
+
+def held_out_hash(doc_id: str) -> int:
+    """A document's place in its source's held-out order: of the id alone, the same for every mix and seed."""
+    return stable_hash("held_out", doc_id)
+
+
+def plan_held_out(docs: ray.data.Dataset, fraction: float, tokens: int | None, min_docs: int) -> HeldOut:
+    """The slice of ``docs`` (kept documents: ``source``, ``id``, ``n_tokens``) that holds, per source, the first
+    documents in held-out hash order until at least ``tokens`` tokens and ``min_docs`` documents are in it (never
+    more than ``HELD_OUT_MAX_SHARE`` of the source's tokens for the budget, nor of its documents for the floor).
+    Both cuts come from ``find_cuts``'s histogram rounds: the driver holds a few numbers per source, never a
+    document.  ``tokens`` None: the fraction alone, as before."""
+    if tokens is None:
+        return HeldOut(fraction)
+    sums = grouped_sums(docs, _size_rows, ["source"], ["n_tokens", "docs"])
+    targets = {}
+    for source, n_tokens, n_docs in zip(*sums.to_pydict().values(), strict=True):
+        targets[f"tokens:{source}"] = min(tokens, int(n_tokens * HELD_OUT_MAX_SHARE))
+        targets[f"docs:{source}"] = min(min_docs, int(n_docs * HELD_OUT_MAX_SHARE))
+    cuts = find_cuts(docs.map_batches(_held_out_rows, batch_format="pyarrow").materialize(), targets)
+    bounds: dict[str, int] = {}
+    for group, cut in sorted(cuts.items()):
+        source = group.partition(":")[2]
+        bounds[source] = max(bounds.get(source, 0), cut.hi)  # the crossing document is in: the target is reached
+    return HeldOut(fraction, bounds)
+
+
+def _held_out_rows(table: pa.Table) -> pa.Table:
+    """Ray Data ``map_batches`` function: each document twice, weighted by its tokens and as one document."""
+    hashes = pa.array([held_out_hash(i) for i in table["id"].to_pylist()], pa.uint64())
+    tokens = table["n_tokens"].cast(pa.int64())
+    ones = pa.repeat(pa.scalar(1, pa.int64()), table.num_rows)
+    return pa.concat_tables(
+        [pa.table({"group": pc.binary_join_element_wise(kind, table["source"], ""), "hash": hashes, "weight": weight})
+         for kind, weight in (("tokens:", tokens), ("docs:", ones))]
+    )  # fmt: skip

@@ -17,7 +17,7 @@ import ray.data
 
 from dataengine.aggregate import grouped_sums
 from dataengine.filters.langid import ROUTED
-from dataengine.mix.plan import MixPlan
+from dataengine.mix.plan import HeldOut, MixPlan
 from dataengine.report.funnel import KEPT, SourceFunnel, batch_counts
 from dataengine.shards.write import held_out_mask, kept
 
@@ -73,7 +73,7 @@ def _mix_use(train: pa.Table, plan: MixPlan) -> list[dict]:
             for (s, k), (d, b, t) in rows.items()]  # fmt: skip
 
 
-def funnel_rows(table: pa.Table, plan: MixPlan, held_out: float, code_sources: list[str]) -> pa.Table:
+def funnel_rows(table: pa.Table, plan: MixPlan, held_out: HeldOut, code_sources: list[str]) -> pa.Table:
     """Ray Data ``map_batches`` function: the long funnel rows of one batch."""
     good = kept(table)
     held = held_out_mask(good, held_out)
@@ -89,7 +89,7 @@ def funnel_rows(table: pa.Table, plan: MixPlan, held_out: float, code_sources: l
 
 
 def collect_funnel(
-    docs: ray.data.Dataset, plan: MixPlan, held_out: float, sources: list[str], code_sources: list[str]
+    docs: ray.data.Dataset, plan: MixPlan, held_out: HeldOut, sources: list[str], code_sources: list[str]
 ) -> dict[str, SourceFunnel]:
     """Every source's funnel: documents, bytes and tokens in, rejected per reason, held out, mixed, out."""
     sums = grouped_sums(docs, funnel_rows, _KEYS, _VALUES, {"plan": plan, "held_out": held_out,

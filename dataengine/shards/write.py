@@ -24,7 +24,7 @@ import ray.data
 from tokenizers import Tokenizer
 
 from dataengine import storage
-from dataengine.mix.plan import MixPlan, is_held_out, order_key, plan_mix
+from dataengine.mix.plan import HeldOut, MixPlan, order_key, plan_held_out, plan_mix
 from dataengine.pipeline import Context
 from dataengine.report.build_report import mix_section
 from dataengine.runtime import writer_options
@@ -46,11 +46,12 @@ def kept(table: pa.Table) -> pa.Table:
     return table.filter(pc.is_null(table["reject"]))
 
 
-def held_out_mask(table: pa.Table, fraction: float) -> pa.Array:
-    return pa.array([is_held_out(i, fraction) for i in table["id"].to_pylist()], pa.bool_())
+def held_out_mask(table: pa.Table, held_out: HeldOut) -> pa.Array:
+    pairs = zip(table["source"].to_pylist(), table["id"].to_pylist(), strict=True)
+    return pa.array([held_out.contains(source, i) for source, i in pairs], pa.bool_())
 
 
-def training(table: pa.Table, held_out: float) -> pa.Table:
+def training(table: pa.Table, held_out: HeldOut) -> pa.Table:
     """The kept documents outside the held-out slice."""
     table = kept(table)
     return table.filter(pc.invert(held_out_mask(table, held_out)))
@@ -60,7 +61,7 @@ def shard_groups(plan: MixPlan, shard_tokens: int) -> int:
     return max(1, math.ceil(plan.total_tokens / (shard_tokens * SHARDS_PER_GROUP)))
 
 
-def expand_copies(table: pa.Table, plan: MixPlan, held_out: float, groups: int) -> pa.Table:
+def expand_copies(table: pa.Table, plan: MixPlan, held_out: HeldOut, groups: int) -> pa.Table:
     """Ray Data ``map_batches`` function: one row per copy the mix takes of a training document, with its
     position key and shard group; a cut copy keeps a prefix.  Vectorised over the token buffer (numpy gathers),
     since this touches every training token."""
@@ -116,7 +117,7 @@ def _write_source(rows: pa.Table, out: str, schema: pa.Schema) -> pa.Table:
     return _write(rows, out, rows["source"][0].as_py(), schema, 2**62, HELD_OUT)
 
 
-def _held_out_rows(table: pa.Table, held_out: float, sources: list[str]) -> pa.Table:
+def _held_out_rows(table: pa.Table, held_out: HeldOut, sources: list[str]) -> pa.Table:
     table = kept(table)
     table = table.filter(held_out_mask(table, held_out)).select(["tokens", "source", "id", "text", "lang"])
     return table.append_column("part", pc.index_in(table["source"], pa.array(sources, pa.string())))
@@ -131,7 +132,7 @@ def _entries(metas: list[pa.Table]) -> list[dict[str, Any]]:
 
 
 def write_training_shards(
-    docs: ray.data.Dataset, plan: MixPlan, out: str, schema: pa.Schema, shard_tokens: int, held_out: float
+    docs: ray.data.Dataset, plan: MixPlan, out: str, schema: pa.Schema, shard_tokens: int, held_out: HeldOut
 ) -> list[dict[str, Any]]:
     """Write the mix's shards from the workers; their manifest entries, in shard order."""
     groups = shard_groups(plan, shard_tokens)
@@ -144,7 +145,7 @@ def write_training_shards(
 
 
 def write_held_out(
-    docs: ray.data.Dataset, out: str, schema: pa.Schema, held_out: float, sources: list[str]
+    docs: ray.data.Dataset, out: str, schema: pa.Schema, held_out: HeldOut, sources: list[str]
 ) -> list[dict[str, Any]]:
     """Write each source's held-out documents (with their text) from the workers; their manifest entries."""
     rows = docs.map_batches(_held_out_rows, fn_kwargs={"held_out": held_out, "sources": sources},
@@ -154,23 +155,37 @@ def write_held_out(
     return _entries(metas)
 
 
-def _training_sizes(table: pa.Table, held_out: float) -> pa.Table:
+def _training_sizes(table: pa.Table, held_out: HeldOut) -> pa.Table:
     return training(table, held_out).select(["source", "id", "n_tokens"])
+
+
+def _kept_sizes(table: pa.Table) -> pa.Table:
+    return kept(table).select(["source", "id", "n_tokens"])
+
+
+def held_out_stage(docs: ray.data.Dataset, ctx: Context) -> ray.data.Dataset:
+    """The held-out slice chosen from the tokenized documents (``mix.plan.plan_held_out``: per source, by id hash,
+    at least ``held_out_tokens`` tokens and ``held_out_min_docs`` documents), into ``ctx.objects["held_out_slice"]``
+    for the stages after it (an experiment's placebo leaves it intact; the mix leaves it out)."""
+    mix = ctx.mix
+    sizes = docs.map_batches(_kept_sizes, batch_format="pyarrow").materialize()
+    ctx.objects["held_out_slice"] = plan_held_out(sizes, mix.held_out, mix.held_out_tokens, mix.held_out_min_docs)
+    return docs
 
 
 def write_stage(docs: ray.data.Dataset, ctx: Context) -> ray.data.Dataset:
     """The mix planned from per-source totals, then the training shards and the held-out slice written by the
     workers; the plan and the shards' manifest entries go to ``ctx.objects``."""
-    mix, pipe = ctx.mix, ctx.pipe
-    sizes = docs.map_batches(_training_sizes, fn_kwargs={"held_out": mix.held_out}, batch_format="pyarrow")
+    mix, pipe, held_out = ctx.mix, ctx.pipe, ctx.objects["held_out_slice"]
+    sizes = docs.map_batches(_training_sizes, fn_kwargs={"held_out": held_out}, batch_format="pyarrow")
     plan = plan_mix(sizes.materialize(), mix.shares, mix.total_tokens, mix.max_epochs, mix.seed)
     vocab = Tokenizer.from_str(ctx.objects["tokenizer_json"]).get_vocab_size()
     out = str(ctx.out)
     ctx.objects["plan"] = plan
-    ctx.objects["shards"] = write_training_shards(docs, plan, out, shard_schema(vocab), pipe.shard_tokens, mix.held_out)
+    ctx.objects["shards"] = write_training_shards(docs, plan, out, shard_schema(vocab), pipe.shard_tokens, held_out)
     held_schema = shard_schema(vocab, {"text": pa.string(), "lang": pa.string()})
     sources = sorted(s.name for s in ctx.sources)
-    ctx.objects["held_out"] = write_held_out(docs, out, held_schema, mix.held_out, sources)
+    ctx.objects["held_out"] = write_held_out(docs, out, held_schema, held_out, sources)
     return docs
 
 
