@@ -15,7 +15,13 @@
    share one GPU well); seed index s gives every rung the same initialisation and data-order seed (paired);
 3. eval: ``python -m pretrain.eval`` on the last few checkpoints of every run (their scores are averaged);
 4. report: ``experiment.json`` and ``report.html`` with plots (see ``pipelines.experiment_report``), with the
-   epochs each rung saw of each source.
+   epochs each rung saw of each source, each task's nulls (shuffled answer keys; the untrained model of each seed,
+   its initialisation saved at step 0 and evaluated once) and the pre-registered composite's paired test.
+
+``--pilot`` first: the same phases for ``--pilot-mixes`` (code0 and code50) under ``OUT/pilot``, then the
+pre-registration ``OUT/preregistration.json`` (``pipelines.preregistration``: the tasks measurable at this size,
+the metric, model, tokens, seeds, decision rule and date).  The ladder refuses to run without one, unless
+``--no-preregistration`` (its report then says the composite was not fixed in advance).
 
 Every phase skips what is already complete, so an interrupted experiment continues where it stopped and the
 phases can run on different machines (build on a CPU box, train and evaluate on a GPU one).
@@ -26,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -37,9 +44,11 @@ from typing import Any
 from rich.console import Console
 
 from pipelines.experiment_plan import CODE, RepetitionPlan, RungSize, plan_repetition
+from pipelines.preregistration import PILOT_MIXES, PREREGISTRATION, composite_of, preregistration, read_preregistration
 from pretrain.train import parse_tokens
 
 PHASES = ("build", "train", "eval", "report")
+UNTRAINED = "untrained"  # runs/untrained-s<seed>: each seed's initialised model, zero steps
 CONTROLS = ("ontop", "textonly", "scrambled")
 
 
@@ -98,10 +107,14 @@ def plan_rungs(mixes: list[str], controls: list[str], reference: str) -> list[Ru
 class Experiment:
     def __init__(self, args: argparse.Namespace, console: Console) -> None:
         self.args, self.console = args, console
-        self.root: Path = args.out
+        self.pilot: bool = getattr(args, "pilot", False)
+        self.root: Path = args.out / "pilot" if self.pilot else args.out
         self.data, self.runs_dir = self.root / "data", self.root / "runs"
-        self.rungs = plan_rungs(args.mixes, args.controls, args.reference)
+        self.reference = args.out / "data" / "_reference"  # the pilot's and the ladder's: one tokenizer
+        mixes, controls = (list(args.pilot_mixes), []) if self.pilot else (args.mixes, args.controls)
+        self.rungs = plan_rungs(mixes, controls, args.reference)
         self.runs = [Run(r, s) for s in range(args.seeds) for r in self.rungs]  # seed-major: every rung early
+        self.untrained = [] if self.pilot else [self.runs_dir / f"{UNTRAINED}-s{s}" for s in range(args.seeds)]
 
     # -- build ------------------------------------------------------------------------------------------------
     def build(self) -> None:
@@ -112,9 +125,9 @@ class Experiment:
 
         ref_mix = load_mix(self.args.reference)
         sources = resolve_sources(self.args.sources or ref_mix.sources)
-        cache = self.root / "stages"
+        cache = self.args.out / "stages"  # shared by the pilot and the ladder
         with ray_session(self.args.workers, self.args.ray_address) as cpus:
-            ref_out = self.data / "_reference"
+            ref_out = self.reference
             if not (ref_out / "manifest.json").exists():
                 self.console.rule(f"reference build ({ref_mix.name}): tokenizer and token counts")
                 Build(ref_mix, sources, ref_out, cpus, None, self.console, cache, resume=True).run()
@@ -137,7 +150,7 @@ class Experiment:
         available tokens; refuses a ladder whose text would repeat more than ``--max-text-epochs``."""
         from dataengine.config import load_mix
 
-        ref_out = self.data / "_reference"
+        ref_out = self.reference
         if not (ref_out / "manifest.json").exists():
             raise ValueError(f"no reference build in {ref_out}: run the build phase first")
         available = {name: s["available_tokens"] for name, s in _manifest(ref_out)["mix"]["sources"].items()}
@@ -201,6 +214,23 @@ class Experiment:
         with ThreadPoolExecutor(max_workers=self.args.parallel) as pool:
             for _ in pool.map(self._train_one, todo):
                 pass
+        for seed, out in enumerate(self.untrained):
+            if not _checkpoints(out):
+                self._save_untrained(seed, out)
+
+    def _save_untrained(self, seed: int, out: Path) -> None:
+        """Seed ``seed``'s initialised model, saved at step 0 by the training command itself (``--stop-at 0``): the
+        same size, initialisation and tokenizer as every rung's run of that seed, never trained."""
+        cmd = [*self._train_command(Run(self.rungs[0], seed)), "--stop-at", "0"]
+        cmd[cmd.index("--out") + 1] = str(out)
+        shutil.rmtree(out, ignore_errors=True)
+        log = out.parent / f"{out.name}.train.log"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("w") as f:
+            proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=_child_env())
+        if proc.returncode != 0 or not _checkpoints(out):
+            raise RuntimeError(f"saving the untrained model of seed {seed} failed (exit {proc.returncode}); see {log}")
+        self.console.print(f"[green]✓[/] saved the untrained model of seed {seed}")
 
     def run_tokens(self, run: Run) -> int:
         """Training tokens of a run: ``--tokens`` times its rung's scale (``ontop`` trains as many text tokens as
@@ -267,17 +297,18 @@ class Experiment:
     # -- eval -------------------------------------------------------------------------------------------------
     def eval(self) -> None:
         todo = [
-            (run, ckpt)
+            (run.rung, ckpt)
             for run in self.runs
             for ckpt in _checkpoints(self.runs_dir / run.name)[-self.args.last_evals :]
             if not _eval_path(ckpt).exists()
         ]
+        todo += [(self.rungs[0], c) for out in self.untrained for c in _checkpoints(out) if not _eval_path(c).exists()]
         self.console.print(f"eval: {len(todo)} checkpoints to score")
         with ThreadPoolExecutor(max_workers=self.args.parallel) as pool:
             for _ in pool.map(lambda job: self._eval_one(*job), todo):
                 pass
 
-    def _eval_one(self, run: Run, ckpt: Path) -> None:
+    def _eval_one(self, rung: Rung, ckpt: Path) -> None:
         cmd = [
             sys.executable,
             "-m",
@@ -287,7 +318,7 @@ class Experiment:
             "--tasks",
             self.args.suite,
             "--data",
-            str(self.data / run.rung.name),
+            str(self.data / rung.name),
             "--device",
             self.args.device,
             "--out",
@@ -299,12 +330,67 @@ class Experiment:
             proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=_child_env())
         if proc.returncode != 0:
             raise RuntimeError(f"evaluating {ckpt} failed (exit {proc.returncode}); see {log}")
-        self.console.print(f"[green]✓[/] evaluated {run.name} {ckpt.name}")
+        self.console.print(f"[green]✓[/] evaluated {ckpt.parent.name} {ckpt.name}")
 
     # -- report -----------------------------------------------------------------------------------------------
     def report(self) -> dict[str, Any]:
+        """``experiment.json``, ``report.html`` and ``summary.md``; of a pilot, the pre-registration instead."""
         from dataengine.atomic import write_atomic, write_json_atomic
-        from pipelines.experiment_report import analyse, write_html, write_markdown
+        from pipelines.experiment_report import write_html, write_markdown
+
+        if self.pilot:
+            return self.preregister()
+        prereg = self.preregistration()
+        untrained = [
+            [json.loads(_eval_path(c).read_text()) for c in _checkpoints(out) if _eval_path(c).exists()]
+            for out in self.untrained
+        ]
+        result = self.analyse(
+            composite=None if prereg is None else composite_of(prereg),
+            untrained=[e for e in untrained if e],
+            settings=_settings(self.args) | {"preregistration": prereg},
+        )
+        write_json_atomic(self.root / "experiment.json", result)
+        write_html(result, self.root)
+        summary = write_markdown(result)
+        write_atomic(self.root / "summary.md", summary)
+        self.console.print(summary, markup=False, highlight=False, soft_wrap=True)
+        self.console.print(f"wrote {self.root / 'experiment.json'}, report.html and summary.md")
+        return result
+
+    def preregistration(self) -> dict[str, Any] | None:
+        """The ladder's pre-registration (None with ``--no-preregistration``); refuses a ladder without one."""
+        if self.args.no_preregistration:
+            return None
+        return read_preregistration(self.args.preregistration or self.args.out / PREREGISTRATION, self.args.suite)
+
+    def preregister(self) -> dict[str, Any]:
+        """The pilot's decision, written as the ladder's pre-registration (``pipelines.preregistration``)."""
+        from dataengine.atomic import write_json_atomic
+
+        result = self.analyse(settings=_settings(self.args) | {"pilot": True})
+        write_json_atomic(self.root / "experiment.json", result)
+        pilot = {
+            "mixes": [r.name for r in self.rungs],
+            "model": self.args.model,
+            "tokens": self.args.tokens,
+            "seeds": self.args.seeds,
+            "train_args": self.args.train_args,
+            "eval_args": self.args.eval_args,
+        }
+        ladder = {"mixes": self.args.mixes, "controls": self.args.controls, "reference": self.args.reference}
+        content = preregistration(result, pilot, ladder)
+        path = self.args.preregistration or self.args.out / PREREGISTRATION
+        write_json_atomic(path, content)
+        for task, rungs in content["evidence"].items():
+            zs = ", ".join(f"{rung} {e['z']:+.1f} SE" for rung, e in rungs.items())
+            self.console.print(f"{'[green]kept' if task in content['tasks'] else '[red]dropped'}[/] {task}: {zs}")
+        self.console.print(f"wrote {path}: {len(content['tasks'])} of {len(content['evidence'])} tasks kept")
+        return content
+
+    def analyse(self, settings: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """``experiment_report.analyse`` over the finished runs' last evaluations (``kwargs``: its options)."""
+        from pipelines.experiment_report import analyse
 
         evals = {
             run.name: [
@@ -329,17 +415,12 @@ class Experiment:
             evals=evals,
             suite=self.args.suite,
             baseline=rungs[0].name,
-            settings=_settings(self.args),
+            settings=settings,
             training=training,
             repetition=self.measured_epochs(runs, training),
+            **kwargs,
         )
         result["missing_runs"] = missing
-        write_json_atomic(self.root / "experiment.json", result)
-        write_html(result, self.root)
-        summary = write_markdown(result)
-        write_atomic(self.root / "summary.md", summary)
-        self.console.print(summary, markup=False, highlight=False, soft_wrap=True)
-        self.console.print(f"wrote {self.root / 'experiment.json'}, report.html and summary.md")
         return result
 
 
@@ -427,7 +508,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ray-address", help="build on an existing Ray cluster")
     parser.add_argument("--train-arg", dest="train_args", action="append", default=[], help="passed to train")
     parser.add_argument("--eval-arg", dest="eval_args", action="append", default=[], help="passed to eval")
+    parser.add_argument(
+        "--pilot", action="store_true", help="train --pilot-mixes under OUT/pilot and write the pre-registration"
+    )
+    parser.add_argument("--pilot-mixes", default=",".join(PILOT_MIXES), help="the pilot's rungs (the ladder's ends)")
+    parser.add_argument(
+        "--preregistration", type=Path, help=f"the pre-registration file (default: OUT/{PREREGISTRATION})"
+    )
+    parser.add_argument(
+        "--no-preregistration", action="store_true", help="run the ladder without one (its report says so)"
+    )
     args = parser.parse_args(argv)
+    args.pilot_mixes = [m for m in args.pilot_mixes.split(",") if m]
     args.mixes = [m for m in args.mixes.split(",") if m]
     args.controls = [c for c in args.controls.split(",") if c]
     phases = [p for p in args.phases.split(",") if p]
@@ -439,6 +531,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.seeds < 1 or not args.mixes:
             raise ValueError("need at least one mix and one seed")
         experiment = Experiment(args, console)
+        if not args.pilot:
+            experiment.preregistration()  # refused before any work when there is none
         for phase in PHASES:
             if phase in phases:
                 getattr(experiment, phase)()

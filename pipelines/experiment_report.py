@@ -2,7 +2,11 @@
 
 Per run and task, a checkpoint's per-item scores are averaged over the run's last few checkpoints.  The primary
 metric of a multiple-choice task is its calibrated margin (``pretrain.eval.scoring``); each score is shown beside
-its measured null (the same items with shuffled answer keys, averaged over the rung's runs), never beside 1/k.
+its measured nulls, never beside 1/k: the same items with shuffled answer keys (averaged over the rung's runs), and
+the untrained model of the same size (each seed's initialisation, zero steps; one evaluation per seed, shared by
+every rung).  The composite is the pre-registered one (``pipelines.preregistration``: the tasks a pilot found
+measurable, fixed before the ladder ran), or the suite's own when the ladder ran with ``--no-preregistration``,
+which the report says.
 
 Seeds are paired across rungs: seed index s trains every rung from the same initialisation and data-order seed.
 A rung is compared with the baseline on the seeds both ran, by a hierarchical paired bootstrap: every draw
@@ -117,9 +121,13 @@ def analyse(
     training: dict[str, dict[str, Any]],
     repetition: dict[str, dict[str, float]] | None = None,
     seed: int = 0,
+    composite: dict[str, Any] | None = None,
+    untrained: list[list[dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
-    """``experiment.json``: per rung and task the mean, interval, seed spread and null; the paired tests vs the
-    baseline; the epochs each rung's training saw of each source (``repetition``)."""
+    """``experiment.json``: per rung and task the mean, interval, standard error, seed spread and null; the paired
+    tests vs the baseline; the epochs each rung's training saw of each source (``repetition``).  ``composite``
+    (tasks, metric, description) replaces the suite's (a pre-registration); ``untrained`` holds each seed's
+    evaluations of its untrained model, whose per-task means are reported as a second null."""
     first = next(iter(evals.values()))[0]
     differ = sorted({run for run, es in evals.items() for e in es if e["tasks"].keys() != first["tasks"].keys()})
     if differ:  # e.g. BIG-bench's files reached some evaluations and not others: the rungs would not compare
@@ -127,8 +135,11 @@ def analyse(
             f"evaluations of {', '.join(differ)} scored other tasks than {first['ckpt']}; "
             "re-evaluate them with the same task sources (delete their .eval.json files)"
         )
-    composite = first["composite"]  # {"tasks": [...], "metric": ..., "description": ...} fixed by the suite
+    composite = composite or first["composite"]  # {"tasks": [...], "metric": ..., "description": ...}
     tasks = dict(first["tasks"])
+    unscored = [t for t in composite["tasks"] if t not in tasks]
+    if unscored:
+        raise ValueError(f"the composite's tasks {', '.join(unscored)} were not scored by the evaluations")
     rng = np.random.default_rng(seed)
     by_rung = {r["name"]: {run["seed"]: n for n, run in runs.items() if run["rung"] == r["name"]} for r in rungs}
 
@@ -149,6 +160,7 @@ def analyse(
             "metric": metric,
             "mean": float(seed_means.mean()),
             "ci95": [float(np.quantile(draws, 0.025)), float(np.quantile(draws, 0.975))],
+            "se": float(draws.std(ddof=1)),
             "seed_sd": float(seed_means.std(ddof=1)) if len(seed_means) > 1 else 0.0,
             "per_seed": [float(v) for v in seed_means],
             "null": None if None in nulls else float(np.mean(nulls)),
@@ -182,7 +194,7 @@ def analyse(
         comparisons[rung] = tests | {COMPOSITE: primary | {"verdict": _verdict(primary, primary["p"])}}
     held_out = {
         rung: {
-            key: _spread([evals[run][-1]["held_out"][key]["bpb"] for run in by_rung[rung].values()])
+            key: _held_out_spread([evals[run][-1]["held_out"][key] for run in by_rung[rung].values()])
             for key in first.get("held_out", {})
         }
         for rung in by_rung
@@ -199,14 +211,42 @@ def analyse(
         "vs_baseline": comparisons,
         "repetition": repetition or {},
         "held_out_bpb": held_out,
+        "untrained": _untrained_scores(untrained or [], tasks, composite),
         "training": training,
         "method": __doc__.strip(),
     }
 
 
+def _untrained_scores(
+    untrained: list[list[dict[str, Any]]], tasks: dict[str, Any], composite: dict[str, Any]
+) -> dict[str, float]:
+    """Per task (primary metric) and for the composite, the untrained models' mean score over seeds and items."""
+    if not untrained:
+        return {}
+
+    def mean(task: str, metric: str) -> float:
+        return float(np.mean([_run_scores(evals, task, metric).mean() for evals in untrained]))
+
+    scores = {t: mean(t, info["primary_metric"]) for t, info in tasks.items()}
+    scores[COMPOSITE] = float(np.mean([mean(t, composite["metric"]) for t in composite["tasks"]]))
+    return scores
+
+
 def _spread(values: list[float]) -> dict[str, float]:
     arr = np.asarray(values, dtype=np.float64)
     return {"mean": float(arr.mean()), "sd": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0, "n": len(arr)}
+
+
+def _held_out_spread(entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Held-out bits per byte over a rung's runs (mean, seed sd), with the documents scored and their bootstrap
+    95% interval over documents (averaged over runs): how much the slice itself can tell apart."""
+    out: dict[str, Any] = _spread([e["bpb"] for e in entries])
+    cis = [e["bpb_ci95"] for e in entries if e.get("bpb_ci95")]
+    if cis:
+        out["doc_ci95"] = [float(np.mean([c[0] for c in cis])), float(np.mean([c[1] for c in cis]))]
+    if "docs" in entries[0]:
+        out["docs"] = int(entries[0]["docs"])
+    return out
 
 
 # -- rendering -------------------------------------------------------------------------------------------------
@@ -299,6 +339,8 @@ def write_html(result: dict[str, Any], out: Path) -> None:
             cell = _fmt(score)
             if score.get("null") is not None:
                 cell += f"<br><small>null {score['null']:.4f}</small>"
+            if task in result.get("untrained", {}):
+                cell += f"<br><small>untrained {result['untrained'][task]:.4f}</small>"
             cmp = result["vs_baseline"].get(rung, {}).get(task)
             if cmp:
                 cell += f"<br><small>Δ {cmp['diff']:+.4f} [{cmp['ci95'][0]:+.4f}, {cmp['ci95'][1]:+.4f}]"
@@ -331,9 +373,10 @@ def write_html(result: dict[str, Any], out: Path) -> None:
 padding:4px 8px;font-size:13px;vertical-align:top}}img{{max-width:48%}}</style></head><body>
 <h1>Mix ladder: reasoning vs code share</h1>
 <p>Settings: {html.escape(str(result["settings"]))}</p>
-<p>Composite (fixed before the ladder ran, by suite <code>{html.escape(result["suite"])}</code>):
+<p>Composite (suite <code>{html.escape(result["suite"])}</code>):
 {html.escape(comp.get("description", ""))} — metric <code>{html.escape(comp["metric"])}</code> over
-{html.escape(", ".join(comp["tasks"]))}.{html.escape(_unavailable_note(comp))}</p>
+{html.escape(", ".join(comp["tasks"]))}.{html.escape(_unavailable_note(comp))}
+{html.escape(preregistration_note(result.get("settings", {})))}</p>
 {imgs}
 <h2>Scores (mean over seeds [95% CI] (seed sd), measured null); Δ vs {html.escape(result["baseline"])}
 (paired seeds and items; p Holm-corrected across tasks, except the composite's)</h2>
@@ -380,6 +423,10 @@ def write_markdown(result: dict[str, Any]) -> str:
         n, sd = (len(s["per_seed"]), s["seed_sd"]) if "per_seed" in s else (s["n"], s["sd"])
         return f"{s['mean']:.3f}" + (f" ± {sd:.3f}" if n > 1 else "")
 
+    def held_out_cell(s: dict[str, Any]) -> str:
+        ci = s.get("doc_ci95")
+        return mean_sd(s) + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
     def trained_tokens(rung: str) -> str:
         tokens = [t["tokens"] for name, t in result["training"].items() if result["runs"][name]["rung"] == rung]
         return f"{np.mean(tokens):,.0f}" if tokens else "—"
@@ -398,6 +445,11 @@ def write_markdown(result: dict[str, Any]) -> str:
     rows += [
         (f"{COMPOSITE} `{comp['metric']}` (Δ vs {base} [95% CI])", [composite(r) for r in rungs]),
         (f"{COMPOSITE} null (shuffled answer keys)", [null(r) for r in rungs]),
+    ]
+    if COMPOSITE in result.get("untrained", {}):
+        untrained = f"{result['untrained'][COMPOSITE]:.4f}"
+        rows.append((f"{COMPOSITE} null (untrained model, same init)", [untrained] * len(rungs)))
+    rows += [
         (f"verdict vs {base}", [verdict(r) for r in rungs]),
     ]
     if any("mde" in c.get(COMPOSITE, {}) for c in result["vs_baseline"].values()):
@@ -405,13 +457,15 @@ def write_markdown(result: dict[str, Any]) -> str:
     if "humaneval" in result["tasks"]:
         rows.append(("HumanEval bits per byte", [mean_sd(result["results"][r]["humaneval"]) for r in rungs]))
     for key in sorted(k for k in result["held_out_bpb"][rungs[0]] if "/" not in k):
-        rows.append((f"held-out bits per byte, {key}", [mean_sd(result["held_out_bpb"][r][key]) for r in rungs]))
+        docs = result["held_out_bpb"][rungs[0]][key].get("docs")
+        label = f"held-out bits per byte, {key}" + (f" ({docs} docs; [95% CI over documents])" if docs else "")
+        rows.append((label, [held_out_cell(result["held_out_bpb"][r][key]) for r in rungs]))
     rows.append(("training tokens/s (mean over runs)", [throughput(r) for r in rungs]))
     lines = [f"| | {' | '.join(rungs)} |", "|---" * (len(rungs) + 1) + "|"]
     lines += [f"| {label} | {' | '.join(cells)} |" for label, cells in rows]
     note = (
         f"Composite: {comp.get('description', '')} ({comp['metric']}, {len(comp['tasks'])} tasks)."
-        f"{_unavailable_note(comp)} "
+        f"{_unavailable_note(comp)} {preregistration_note(result.get('settings', {}))} "
         "Scores are means over seeds ± seed sd, beside their measured null. A difference is called only when at "
         "least two seeds are paired with the baseline's and its hierarchical paired bootstrap (seeds and items "
         "resampled jointly) gives p < 0.05; per-task verdicts (experiment.json, report.html) are Holm-corrected."
@@ -426,13 +480,16 @@ def _task_table(result: dict[str, Any]) -> list[str]:
     others = [r["name"] for r in result["rungs"] if r["name"] in result["vs_baseline"]]
     if not others or not all("mde" in result["vs_baseline"][r].get(COMPOSITE, {}) for r in others):
         return []
+    untrained = result.get("untrained", {})
     lines = [
-        f"| task (metric) | null | {base} | {' | '.join(f'{r}: Δ (MDE), verdict' for r in others)} |",
-        "|---" * (len(others) + 3) + "|",
+        f"| task (metric) | null: shuffled keys | null: untrained | {base} | "
+        f"{' | '.join(f'{r}: Δ (MDE), verdict' for r in others)} |",
+        "|---" * (len(others) + 4) + "|",
     ]
     for task in result["tasks"]:
         score = result["results"][base][task]
         null = "—" if score.get("null") is None else f"{score['null']:.4f}"
+        null += " | " + ("—" if task not in untrained else f"{untrained[task]:.4f}")
         cells = []
         for rung in others:
             cmp = result["vs_baseline"][rung][task]
@@ -445,6 +502,21 @@ def _task_table(result: dict[str, Any]) -> list[str]:
 def _epochs(result: dict[str, Any], rung: str, source: str) -> str:
     value = result.get("repetition", {}).get(rung, {}).get(source)
     return "—" if value is None else f"{value:.2f}"
+
+
+def preregistration_note(settings: dict[str, Any]) -> str:
+    """Where the composite came from: the pilot that fixed it before the ladder ran, or no pre-registration."""
+    prereg = settings.get("preregistration")
+    if prereg is None:
+        return (
+            "No pre-registration (--no-preregistration): the composite is the suite's own, not fixed by a pilot, "
+            "so its verdict is exploratory."
+        )
+    pilot = prereg["pilot"]
+    return (
+        f"Pre-registered {prereg['date']} by a pilot ({', '.join(pilot['mixes'])}, model {pilot['model']}, "
+        f"{pilot['tokens']} tokens, {pilot['seeds']} seeds): {prereg['decision_rule']}"
+    )
 
 
 def _unavailable_note(composite: dict[str, Any]) -> str:

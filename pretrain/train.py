@@ -420,6 +420,8 @@ def _train(cfg: TrainConfig, rank: int, world: int, device: torch.device) -> dic
     timed_from = last_log if timing_skip == 0 else None
     batches = iter(loader)
     model.train()
+    if step == stop == 0:  # --stop-at 0: the initialised model alone, saved (an experiment's untrained-model null)
+        checkpoint_now()
     while step < stop:
         lr = lr_at(step, cfg, total_steps, warmup_steps)
         for group in optimizer.param_groups:

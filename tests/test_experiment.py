@@ -42,7 +42,8 @@ SUITE = {
 
 
 def test_micro_ladder_builds_trains_evaluates_and_reports(corpus: Path, tmp_path: Path) -> None:
-    mixes = [str(write_mix(tmp_path, corpus, name=name, shares=shares)) for name, shares in SHARES.items()]
+    held_out = {"held_out_tokens": 3000, "held_out_min_docs": 8}  # by tokens: the slice chosen in the workers
+    mixes = [str(write_mix(tmp_path, corpus, name=n, shares=s, **held_out)) for n, s in SHARES.items()]
     suite = tmp_path / "micro.yaml"
     suite.write_text(yaml.safe_dump(SUITE))
     out = tmp_path / "ladder"
@@ -51,7 +52,7 @@ def test_micro_ladder_builds_trains_evaluates_and_reports(corpus: Path, tmp_path
         sys.executable, "-m", "pipelines.experiment",
         "--mixes", ",".join(mixes), "--reference", mixes[1], "--controls", "scrambled",
         "--seeds", "1", "--model", "debug", "--tokens", "4096", "--eval-every", "8", "--last-evals", "2",
-        "--suite", str(suite), "--out", str(out), "--workers", "2", "--device", "cpu",
+        "--suite", str(suite), "--out", str(out), "--workers", "2", "--device", "cpu", "--no-preregistration",
         *[f"--train-arg={a}" for a in train],
     ]  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
@@ -73,6 +74,11 @@ def test_micro_ladder_builds_trains_evaluates_and_reports(corpus: Path, tmp_path
         assert max(seen) <= 1.1 * min(seen), (source, seen)
     assert "code" not in result["repetition"]["tcode0"] and result["repetition"]["tcode50"]["code"] > 0
     assert "epochs of web_en in training" in (out / "summary.md").read_text()
+    assert "No pre-registration (--no-preregistration)" in (out / "summary.md").read_text()
+    untrained = json.loads((out / "runs" / "untrained-s0" / "ckpt-0.eval.json").read_text())  # same init, 0 steps
+    assert untrained["step"] == 0 and set(result["untrained"]) == {*untrained["tasks"], "composite"}
+    web_en = result["held_out_bpb"]["tcode0"]["web_en"]
+    assert web_en["doc_ci95"][0] < web_en["mean"] < web_en["doc_ci95"][1] and web_en["docs"] > 1
     for name in ("report.html", "reasoning_vs_code.png", "bpb_vs_code.png"):
         assert (out / name).stat().st_size > 1000
     summary = (out / "summary.md").read_text()
@@ -84,6 +90,10 @@ def test_micro_ladder_builds_trains_evaluates_and_reports(corpus: Path, tmp_path
     assert len({m["totals"]["tokens"] for m in manifests.values()}) == 1
     assert manifests["tcode50"]["mix"]["sources"]["code"]["realised_tokens"] > 0
     assert "code" not in manifests["tcode0"]["mix"]["sources"]  # a zero share takes no code at all
+    slices = {r: [(e["path"], e["sha256"]) for e in m["held_out"]] for r, m in manifests.items()}
+    assert slices["tcode0"] == slices["tcode50"] == slices["tcode50-scrambled"]  # one slice, the placebo's too
+    held = {e["path"]: e for e in manifests["tcode0"]["held_out"]}["held_out/web_en-00000.arrow"]
+    assert held["rows"] >= 8 and held["tokens"] >= 3000
     reports = {r: json.loads((out / "data" / r / "report.json").read_text()) for r in rungs}
     assert all(r["stage_cache"]["hit"] for r in reports.values())  # the cleaning stages ran once, for the reference
 
