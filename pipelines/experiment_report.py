@@ -505,8 +505,11 @@ def _epochs(result: dict[str, Any], rung: str, source: str) -> str:
 
 
 def preregistration_note(settings: dict[str, Any]) -> str:
-    """Where the composite came from: the pilot that fixed it before the ladder ran, or no pre-registration."""
-    prereg = settings.get("preregistration")
+    """Where the composite came from: the pilot that fixed it before the ladder ran, or no pre-registration (nothing
+    for a ladder reported before pre-registrations existed)."""
+    if "preregistration" not in settings:
+        return ""
+    prereg = settings["preregistration"]
     if prereg is None:
         return (
             "No pre-registration (--no-preregistration): the composite is the suite's own, not fixed by a pilot, "
