@@ -30,14 +30,14 @@ class TokenizeStage:
         self.dtype = token_type(self.tokenizer.get_vocab_size())
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        texts = table["text"].to_pylist()
-        has_text = [i for i, t in enumerate(texts) if t]
-        encoded = self.tokenizer.encode_batch_fast([texts[i] for i in has_text], add_special_tokens=False)
+        column = table["text"]
+        has_text = pc.fill_null(pc.greater(pc.binary_length(column), 0), False).to_numpy(zero_copy_only=False)
+        rows = np.flatnonzero(has_text)
+        encoded = self.tokenizer.encode_batch_fast(column.filter(has_text).to_pylist(), add_special_tokens=False)
         counts = np.zeros(table.num_rows, dtype=np.int64)
-        counts[has_text] = [len(enc) for enc in encoded]
-        with_tokens = pc.is_null(table["reject"]).to_numpy(zero_copy_only=False)
-        with_tokens[[i for i, t in enumerate(texts) if not t]] = False
-        ids = (enc.ids for i, enc in zip(has_text, encoded, strict=True) if with_tokens[i])
+        counts[rows] = np.fromiter(map(len, encoded), np.int64, len(rows))
+        with_tokens = has_text & pc.is_null(table["reject"]).to_numpy(zero_copy_only=False)
+        ids = (enc.ids for enc, keep in zip(encoded, with_tokens[rows].tolist(), strict=True) if keep)
         lengths = np.where(with_tokens, counts, 0)
         offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)
         values = np.fromiter(itertools.chain.from_iterable(ids), self.dtype.to_pandas_dtype(), int(offsets[-1]))
