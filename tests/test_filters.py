@@ -19,15 +19,23 @@ from datatrove.utils.text import split_into_sentences, split_into_words
 
 from dataengine.config import FilterSpec, PipelineConfig, SourceConfig
 from dataengine.extract.html import extract_html
-from dataengine.filters import QualityStage, build_rule
+from dataengine.filters import FILTERS, QualityStage, build_rule
 from dataengine.filters.rules_code import CodeFiles, CodeLines
 from dataengine.filters.rules_en import C4Quality, FineWebQuality, GopherQuality, GopherRepetition
 from dataengine.filters.rules_text import CjkRatio, DatatroveC4Quality, MinLength
-from dataengine.filters.rules_zh import OpenccT2S, ZhBoilerplate, ZhQuality, ZhRepetition, repeated_ngram_share
+from dataengine.filters.rules_zh import (
+    CharSplit,
+    OpenccT2S,
+    ZhBoilerplate,
+    ZhQuality,
+    ZhRepetition,
+    repeated_ngram_share,
+)
 from dataengine.filters.text_split import TextSplit, english_words
 from dataengine.schema import doc_row, rows_to_table
 from dataengine.sources.sample import debian_dir, ensure_packages
 from tests.corpus import LICENSES, ZH_SENTENCES
+from tests.rules_reference import REFERENCES
 
 ZH_PAGES = {
     "tw": "debian-reference-zh-tw/usr/share/debian-reference/ch01.zh-tw.html",
@@ -452,6 +460,86 @@ def test_boilerplate_lines_are_removed_and_counted(zh_pages: dict[str, str]) -> 
     assert meta == {"zh_boilerplate_lines": 3}
     assert cleaned == "\n".join([zh_pages["cn"], long_line, row, shell, prose])
     assert ZhBoilerplate().edit(zh_pages["cn"]) == (zh_pages["cn"], {})
+
+
+# --- vectorised Chinese/code rules against the per-document rules they replaced --------------------------
+
+BODY = "".join(ZH_SENTENCES)
+AD = "点击这里购买最新款手机只要九十九元"
+ONLY = {  # one check of a rule at a time, the others off
+    "zh_quality": {"min_chars": None, "min_avg_line_chars": None, "min_line_punct_ratio": None,
+                   "min_cjk_ratio": None, "max_punct_ratio": None, "max_symbol_ratio": None},
+    "zh_repetition": {"dup_line_frac": None, "dup_para_frac": None, "dup_line_char_frac": None,
+                      "dup_para_char_frac": None, "top_n_grams": [], "dup_n_grams": [],
+                      "max_repeated_ngram_share": None},
+}  # fmt: skip
+# (rule, its thresholds, a document of step k, the steps, the reason): the steps cross the threshold one unit at a time
+SWEEPS = [
+    ("min_length", {}, lambda k: " ab" * k, range(97, 104), "too_short"),
+    ("min_length", {}, lambda k: " \n" * 450 + "x" * k, range(197, 204), "too_short"),  # past the first 800 characters
+    ("cjk_ratio", {}, lambda k: "中" * k + "a b" * (100 - k), range(40, 50), "low_cjk_ratio"),
+    ("code_lines", {}, lambda k: "a_1é" * k + "\n(){}" * (100 - k), range(35, 45), "low_alnum_fraction"),
+    ("code_lines", {}, lambda k: "x = 1\n" * 20 + "y" * (995 + k), range(0, 10), "max_line_length"),
+    ("code_lines", {}, lambda k: ("z" * (99 + k % 3) + "\n") * (k + 1), range(0, 6), "avg_line_length"),
+    ("zh_quality", {**ONLY["zh_quality"], "min_chars": 100}, lambda k: BODY[:k] + " \n\t" * 50, range(96, 104),
+     "too_short"),
+    ("zh_quality", {**ONLY["zh_quality"], "min_cjk_ratio": 0.3}, lambda k: "中𠀀" * k + "a1，=😀" * (50 - k) + "\u3000",
+     range(22, 30), "low_cjk_ratio"),
+    ("zh_quality", {**ONLY["zh_quality"], "max_punct_ratio": 0.35}, lambda k: "中" * (200 - k) + "，、《》!" * (k // 5)
+     + "，" * (k % 5), range(65, 75), "punct_ratio"),
+    ("zh_quality", {**ONLY["zh_quality"], "max_symbol_ratio": 0.1}, lambda k: "中" * (200 - k) + "😀=©" * (k // 3)
+     + "¥" * (k % 3), range(15, 25), "symbol_ratio"),
+    ("zh_quality", {**ONLY["zh_quality"], "min_avg_line_chars": 10}, lambda k: "\n".join(["中" * 9, "中" * (9 + k)]),
+     range(0, 5), "short_lines"),
+    ("zh_quality", {**ONLY["zh_quality"], "min_line_punct_ratio": 0.106},
+     lambda k: "\n".join(s + "。 " * (i < k) for i, s in enumerate([x.rstrip("。") for x in ZH_SENTENCES] * 3)),
+     range(2, 6), "line_punct_ratio"),
+    ("zh_repetition", {**ONLY["zh_repetition"], "dup_line_frac": 0.287},
+     lambda k: "\n".join(ZH_SENTENCES[:5] + [ZH_SENTENCES[0]] * k), range(0, 5), "dup_line_frac"),
+    ("zh_repetition", {**ONLY["zh_repetition"], "dup_para_char_frac": 0.2},
+     lambda k: "\n\n".join(ZH_SENTENCES + [ZH_SENTENCES[1]] * k), range(0, 6), "dup_para_char_frac"),
+    *(("zh_repetition", {**ONLY["zh_repetition"], "top_n_grams": [(n, frac)]},
+       lambda k, n=n: BODY[:250] + "广告推销"[:n] * k, range(0, 40), f"top_{n}_gram")
+      for n, frac in ((2, 0.2), (3, 0.25), (4, 0.3))),
+    *(("zh_repetition", {**ONLY["zh_repetition"], "dup_n_grams": [(n, frac)]},
+       lambda k: BODY + AD * k, range(0, 20), f"duplicated_{n}_n_grams")
+      for n, frac in ((5, 0.4), (6, 0.38), (8, 0.35), (10, 0.32))),
+    # words that join alike ("ab c" and "a bc"): datatrove's own walk over the joined strings decides
+    ("zh_repetition", {**ONLY["zh_repetition"], "dup_n_grams": [(5, 0.4)]},
+     lambda k: BODY[:100] + "，".join(["ab c d e f", "a bc d e f"] * k), range(0, 20), "duplicated_5_n_grams"),
+    ("zh_repetition", {**ONLY["zh_repetition"], "max_repeated_ngram_share": 0.5},
+     lambda k: BODY[:300] + "\n" + BODY[:k], range(100, 125), "repeated_ngrams"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "params", "make", "ks", "reason"), SWEEPS)
+def test_vectorised_rule_decides_as_its_per_document_reference(name, params, make, ks, reason) -> None:
+    rule, reference = FILTERS[name](**params), REFERENCES[name](**params)
+    decisions = [rule(make(k)) for k in ks]
+    assert decisions == [reference(make(k)) for k in ks]
+    assert set(decisions) == {None, reason}  # the steps cross the threshold: documents just inside and just outside
+
+
+def test_joined_alike_ngrams_take_datatroves_walk() -> None:
+    text = "，".join(["ab c d e f", "a bc d e f"] * 5)
+    assert not CharSplit(text, 10).joined_distinct(5) and CharSplit(BODY, 10).joined_distinct(5)
+
+
+def test_opencc_counts_changed_characters_as_before() -> None:
+    rule, reference = OpenccT2S(), REFERENCES["opencc_t2s"]()
+    texts = ["當" * k + "当" * (100 - k) + "a𠀀" for k in range(5)] + ["後" + "中" * 99, "", "abc"]
+    assert [rule.edit(t) for t in texts] == [reference.edit(t) for t in texts]
+    assert {rule.edit(t)[1]["zh_script"] for t in texts} == {"Hans", "Hant"}
+
+
+def test_vectorised_rules_decide_as_before_on_real_pages_and_files(zh_pages: dict[str, str], debian: Path) -> None:
+    texts = list(zh_pages.values()) + [(debian / f).read_text(encoding="utf-8") for f, _ in CODE_FILES.values()]
+    for name, reference in REFERENCES.items():
+        rule, ref = FILTERS[name](), reference()
+        if name == "opencc_t2s":
+            assert [rule.edit(t) for t in texts] == [ref.edit(t) for t in texts]
+        else:
+            assert [rule(t) for t in texts] == [ref(t) for t in texts], name
 
 
 # --- code ----------------------------------------------------------------------------------------------
