@@ -19,6 +19,7 @@ import ray
 
 from dataengine import inspect, storage
 from dataengine.config import PathSpec, SourceConfig
+from dataengine.export import FORMATS, export
 from dataengine.shards.manifest import load_manifest, write_manifest
 from dataengine.shards.reader import iter_documents, read_shard, verify
 from dataengine.sources import list_units, read_units
@@ -218,6 +219,22 @@ def test_inspect_reads_a_build_from_s3_as_from_disk(
     assert storage.read_bytes(storage.join(remote, "doc_lengths.png")).startswith(b"\x89PNG")
     shown = inspect_cli(remote, "verify")  # a fresh process reaches the server by the environment alone
     assert shown.returncode == 0 and shown.stdout.startswith("OK: "), shown.stderr
+
+
+def test_exports_read_a_build_from_s3_as_from_disk(s3_build: tuple[Path, str, dict], tmp_path: Path) -> None:
+    """Every export of the build in the bucket holds the bytes of the same export made from disk."""
+    local, remote, _ = s3_build
+    for fmt in FORMATS:
+        export(local, fmt, tmp_path / "disk" / fmt)
+        export(remote, fmt, tmp_path / "s3" / fmt)
+        written = [p for p in sorted((tmp_path / "disk" / fmt).rglob("*")) if p.is_file()]
+        assert written, fmt
+        for path in written:
+            twin = tmp_path / "s3" / fmt / path.relative_to(tmp_path / "disk" / fmt)
+            if path.suffix != ".json" or fmt != "hf":  # hf's state.json names its cache files' fingerprint
+                assert twin.read_bytes() == path.read_bytes(), path
+    with pytest.raises(ValueError, match="give --dest"):
+        export(remote, "hf")
 
 
 def test_inspect_verify_on_s3_names_missing_and_extra_objects(s3: S3Server, s3_build: tuple[Path, str, dict]) -> None:

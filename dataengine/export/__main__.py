@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from dataengine import storage
 from dataengine.export import FORMATS, export
 from dataengine.shards.reader import SPLITS
 
@@ -14,7 +15,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m dataengine.export", description="Export a build output to another trainer's format."
     )
-    parser.add_argument("out", type=Path, metavar="OUT", help="a build output directory (holds manifest.json)")
+    parser.add_argument(
+        "out", metavar="OUT", help="a build output: a directory or s3:// / gs:// URI (holds manifest.json)"
+    )
     parser.add_argument(
         "--format",
         required=True,
@@ -25,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", choices=list(SPLITS), default="train", help="which files (default train)")
     args = parser.parse_args(argv)
     try:
-        if not args.out.is_dir():
+        if not storage.is_dir(args.out):
             raise ValueError(f"{args.out}: no such directory")
         summary = export(args.out, args.format, args.dest, args.split)
     except ValueError as e:

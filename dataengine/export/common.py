@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pyarrow.compute as pc
@@ -12,7 +11,7 @@ from dataengine.shards.manifest import load_manifest
 from dataengine.shards.reader import Split, iter_batches
 
 
-def token_batches(out: Path, split: Split) -> Iterator[tuple[np.ndarray, np.ndarray, list[str], list[str]]]:
+def token_batches(out: str, split: Split) -> Iterator[tuple[np.ndarray, np.ndarray, list[str], list[str]]]:
     """``(flat tokens, document lengths, sources, ids)`` per record batch of a split, in shard order."""
     for _, _, batch in iter_batches(out, split):
         tokens = batch.column("tokens")
@@ -24,7 +23,7 @@ def token_batches(out: Path, split: Split) -> Iterator[tuple[np.ndarray, np.ndar
         )
 
 
-def tokenizer_info(out: Path) -> tuple[int, int, np.dtype]:
+def tokenizer_info(out: str) -> tuple[int, int, np.dtype]:
     """``(eos id, vocabulary size, stored token dtype)`` from the manifest."""
     tok = load_manifest(out)["tokenizer"]
     return int(tok["eos_id"]), int(tok["vocab_size"]), np.dtype(tok.get("token_dtype", "uint16"))

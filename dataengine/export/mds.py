@@ -84,7 +84,7 @@ class _Shards:
         (self.dest / "index.json").write_text(index, encoding="utf-8")
 
 
-def export(out: Path, dest: Path, split: Split) -> dict[str, Any]:
+def export(out: str, dest: Path, split: Split) -> dict[str, Any]:
     _, _, dtype = tokenizer_info(out)
     shards = _Shards(dest, ["str", "str", f"ndarray:{dtype.name}"])
     documents = tokens = 0

@@ -27,7 +27,7 @@ def prefix(split: Split) -> str:
     return f"{split}_text_document"
 
 
-def export(out: Path, dest: Path, split: Split) -> dict[str, Any]:
+def export(out: str, dest: Path, split: Split) -> dict[str, Any]:
     eos, vocab, _ = tokenizer_info(out)
     dtype = np.dtype(np.uint16 if vocab < 65500 else np.int32)
     lengths = []

@@ -70,7 +70,7 @@ class _ShardFiles:
             self._f = None
 
 
-def export(out: Path, dest: Path, split: Split, shard_tokens: int = SHARD_TOKENS) -> dict[str, Any]:
+def export(out: str, dest: Path, split: Split, shard_tokens: int = SHARD_TOKENS) -> dict[str, Any]:
     eos, vocab, _ = tokenizer_info(out)
     dtype = np.dtype(np.uint16 if vocab <= 2**16 else np.uint32)
     files = _ShardFiles(dest, "train" if split == "train" else "val", dtype, shard_tokens)
