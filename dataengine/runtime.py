@@ -116,6 +116,27 @@ def writer_options(target: storage.Target) -> dict[str, Any]:
     return {"scheduling_strategy": NodeAffinitySchedulingStrategy(here, soft=False)}
 
 
+def paths_missing_on_nodes(paths: list[str]) -> dict[str, list[str]]:
+    """``{node: the paths it cannot see}`` over a multi-node cluster's nodes (one zero-CPU task pinned to each);
+    empty on a single node, where the driver's paths are the workers' paths."""
+    nodes = _alive_nodes()
+    if len(nodes) <= 1 or not paths:
+        return {}
+    check = ray.remote(num_cpus=0)(_missing_paths)
+    refs = {
+        f"{node['NodeManagerAddress']} ({node['NodeID'][:8]})": check.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
+        ).remote(paths)
+        for node in nodes
+    }
+    found = {node: ray.get(ref) for node, ref in refs.items()}
+    return {node: missing for node, missing in found.items() if missing}
+
+
+def _missing_paths(paths: list[str]) -> list[str]:
+    return [path for path in paths if not os.path.exists(path)]
+
+
 def _alive_nodes() -> list[dict[str, Any]]:
     return [node for node in ray.nodes() if node.get("Alive")]
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import ray
 import ray.data
+from rich.console import Console
+
 from dataengine import storage
 from dataengine.config import MixConfig, SourceConfig, load_mix, load_sources
 from dataengine.dedup.exact import exact_dedup
@@ -37,10 +39,9 @@ from dataengine.report.render import write_report
 from dataengine.runtime import check_writable_by_cluster, os_error, ray_session
 from dataengine.shards.manifest import write_manifest
 from dataengine.shards.write import build_manifest, held_out_stage, prepare_output, write_stage
-from dataengine.sources import list_units, read_units
+from dataengine.sources import check_inputs_on_every_node, list_units, read_units
 from dataengine.storage import Target
 from dataengine.tokenize import TokenizeStage
-from rich.console import Console
 from tokenizer.sample import tokenizer_stage
 
 PRIVATE_STAGES = ".stages"  # an output's own stage cache: its cleaned-* entries go when the build completes
@@ -175,6 +176,7 @@ class Build:
         if not units:
             raise ValueError("the sources list no input files")
         self.ctx.console.print(f"[bold]{len(units):,}[/] input units from {len(self.ctx.sources)} sources")
+        check_inputs_on_every_node(units)
         blocks = max(self.ctx.cpus * 4, min(len(units) // 64, 2000))
         return ray.data.from_items(units, override_num_blocks=min(blocks, len(units)))
 

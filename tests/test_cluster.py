@@ -312,6 +312,10 @@ def test_cluster_without_a_shared_filesystem_builds_the_same_bytes(
     assert nodes == {"node_a": {"cpus": 1, "sees_driver_file": True}, "node_b": {"cpus": 1, "sees_driver_file": False},
                      "node_c": {"cpus": 1, "sees_driver_file": False}}, cluster.log_tail()  # fmt: skip
 
+    local = subprocess.run([*BUILD, "--mix", str(write_mix(tmp_path, corpus, name="local")), "--ray-address",
+                            cluster.address], capture_output=True, text=True, env=cluster.env, timeout=300)  # fmt: skip
+    assert local.returncode == 2 and "input directories are not on every node" in local.stderr, local.stderr[-3000:]
+
     mix = write_mix(tmp_path, s3_corpus(corpus, s3, tmp_path), name="testmix")
     reference = tmp_path / "reference" / "testmix"
     build_mix(mix, reference, cpus=2)  # the local build of the same sources, in this process's local Ray

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pyarrow as pa
 
 from dataengine.config import SourceConfig
+from dataengine.runtime import paths_missing_on_nodes
 from dataengine.schema import rows_to_table
 from dataengine.sources.base import Reader, Unit, arrow_safe, read_error
 from dataengine.sources.crawl import CrawlReader
@@ -38,6 +40,19 @@ def get_reader(kind: str) -> Reader:
 def list_units(sources: list[SourceConfig]) -> list[dict[str, Any]]:
     """All units of work of all sources, in a stable order (enumerated on the driver)."""
     return [unit.to_dict() for src in sources for unit in get_reader(src.kind).units(src)]
+
+
+def check_inputs_on_every_node(units: list[dict[str, Any]]) -> None:
+    """A local input path means "every node has this path" (as with datatrove): on a multi-node cluster, check it
+    before reading, since a worker that cannot see a file would count it as unreadable."""
+    dirs = sorted({os.path.dirname(u["path"]) for u in units if os.path.isabs(u.get("path") or "")})
+    missing = paths_missing_on_nodes(dirs)
+    if missing:
+        node, paths = next(iter(missing.items()))
+        raise ValueError(
+            f"{len(paths)} input director{'y is' if len(paths) == 1 else 'ies are'} not on every node, e.g. "
+            f"{paths[0]} on node {node}: give the inputs as s3:// or gs:// URIs, or paths every node mounts"
+        )
 
 
 def read_units(batch: pa.Table, sources: dict[str, SourceConfig], max_bytes: int) -> pa.Table:
