@@ -14,18 +14,21 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 import ray.data
+from rich.console import Console
 
-from dataengine.config import PipelineConfig, SourceConfig
+from dataengine.config import PipelineConfig, SourceConfig, load_mix
 from dataengine.extract.html import extract_page
 from dataengine.extract.spans import code_share, remap, spans_of
 from dataengine.filters import QualityStage
 from dataengine.filters.code_aware import CODE_AWARE_CHANGE, code_view, prose_view, text_edits
 from dataengine.filters.rules_zh import OpenccT2S, ZhBoilerplate
+from dataengine.pipeline import Context
 from dataengine.report.code_aware import code_aware_report
 from dataengine.report.funnel import SourceFunnel
 from dataengine.report.render import render_html
 from dataengine.schema import doc_row, rows_to_table
 from dataengine.sources.sample import debian_dir, ensure_packages
+from pipelines.build import stages as build_stages
 from tests.corpus import LICENSES
 
 FUNCTIONAL = "python3.11-doc/usr/share/doc/python3.11/html/howto/functional.html"
@@ -194,3 +197,12 @@ def test_report_counts_pages_and_tokens_per_rule_with_the_switch_on_and_off(debi
     assert first_block[:40] in example["whole"] and first_block[:40] not in example["seen"]
     page = render_html({"sources": {"web_en": {}}, "code_aware": {"web_en": section}}, b"")
     assert "code_aware: false judged the whole page" in page and "c4_quality:curly_bracket → kept" in page
+
+
+def test_switch_reaches_the_filters_stage_and_its_cache_key(tmp_path: Path) -> None:
+    filters = next(s for s in build_stages() if s.name == "filters")
+    on = load_mix("code30")
+    off = on.model_copy(update={"pipeline": on.pipeline.model_copy(update={"code_aware": False})})
+    contexts = [Context(mix, SOURCES, 1, str(tmp_path), str(tmp_path), Console()) for mix in (on, off)]
+    assert [filters.kwargs(c)["code_page_share"] for c in contexts] == [SHARE, None]
+    assert filters.reads(contexts[0]) != filters.reads(contexts[1])
