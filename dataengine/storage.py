@@ -69,6 +69,11 @@ def exists(target: Target) -> bool:
     return fs.get_file_info(path).type != pafs.FileType.NotFound
 
 
+def size(target: Target) -> int:
+    fs, path = resolve(target)
+    return fs.get_file_info(path).size
+
+
 def is_dir(target: Target) -> bool:
     """A directory, or an object-store prefix that has objects below it."""
     fs, path = resolve(target)

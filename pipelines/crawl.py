@@ -22,7 +22,7 @@ from dataengine.runtime import ray_session
 CONTACT_ENV = "DATAENGINE_CRAWL_CONTACT"
 
 
-def summary(report: dict[str, Any], out: Path) -> Table:
+def summary(report: dict[str, Any], out: str) -> Table:
     """Per host: fetched, failed and skipped by reason, bytes; then the totals."""
     table = Table(title=f"crawl -> {out}")
     for col in ("host", "fetched", "redirected", "failed", "skipped", "MB", "delay s"):
@@ -56,7 +56,7 @@ def summary(report: dict[str, Any], out: Path) -> Table:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.crawl", description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=Path, required=True, help="file with one seed URL per line (# comments)")
-    parser.add_argument("--out", type=Path, required=True, help="directory for WARC files, log.jsonl, report.json")
+    parser.add_argument("--out", required=True, help="directory or s3:// / gs:// URI: WARC files, log, report")
     parser.add_argument("--max-pages", type=int, help="stop after this many page requests")
     parser.add_argument("--max-depth", type=int, help="links followed from a seed (seed = depth 0)")
     parser.add_argument("--scope", choices=["same-host", "same-domain", "list"], default="same-host")
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]error:[/] {e}")
         return 2
     console.print(summary(report, args.out))
-    console.print(f"WARC files, log.jsonl, skipped.jsonl and report.json in {args.out}")
+    console.print(f"WARC files, the crawl log, skipped.jsonl and report.json in {args.out}")
     return 0
 
 

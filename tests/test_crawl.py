@@ -28,6 +28,7 @@ import pyarrow as pa
 import pytest
 from warcio.archiveiterator import ArchiveIterator
 
+from dataengine import storage
 from dataengine.config import CrawlConfig, PathSpec, SourceConfig, load_sources
 from dataengine.crawl.charset import detect
 from dataengine.crawl.crawler import crawl
@@ -40,6 +41,7 @@ from dataengine.extract import extract_batch
 from dataengine.sources import get_reader, read_units
 from pipelines.crawl import main as crawl_cli
 from tests.corpus import ZH_SENTENCES
+from tests.s3 import S3Server
 
 CONTACT = "crawler-tests@dataengine.invalid"
 MAX_BODY = 100_000
@@ -413,6 +415,42 @@ def test_resume_after_a_stop_and_after_a_crash_refetches_nothing_in_the_warc(tmp
         assert sorted(urls) == sorted(site.url(f"/{i}.html") for i in range(12))  # each page once, files readable
         third = crawl(seeds, tmp_path, crawl_config())
         assert third["run"]["requests"] == 0 and third["fetched"] == 12
+    finally:
+        site.close()
+
+
+def test_crawl_into_object_storage_resumes_and_reads_back_like_a_directory(
+    s3: S3Server, tmp_path: Path, ray_local: None
+) -> None:
+    """``out`` as an ``s3://`` URI: the workers upload their WARC files, the driver writes the log as objects; a crawl
+    whose log was lost removes the WARC objects no log names and fetches their pages again, each stored once; the
+    crawl source reads the pages back from the bucket."""
+    site = chain_site("127.0.0.10", 6)
+    try:
+        seeds, out = [site.url("/0.html")], s3.uri("crawls/chain")
+        first = crawl(seeds, out, crawl_config())
+        assert first["fetched"] == 6 and first["warc_files"]
+        names = storage.list_files(out)
+        assert set(first["warc_files"]) < set(names) and {"report.json", "skipped.jsonl"} < set(names)
+        segments = [n for n in names if n.startswith("log-")]
+        assert segments and len(read_log(out)[0]) == 6
+        for name in segments:  # a crash after the WARC files were uploaded, before their outcomes were logged
+            storage.remove(storage.join(out, name))
+        second = crawl(seeds, out, crawl_config())
+        assert second["run"]["resumed_urls"] == 0 and second["run"]["trimmed_bytes"] > 0
+        assert site.hits == {f"/{i}.html": 2 for i in range(6)} | {"/robots.txt": 2}
+        local = tmp_path / "copy"
+        for name in storage.list_files(out):
+            (local / name).parent.mkdir(parents=True, exist_ok=True)
+            (local / name).write_bytes(storage.read_bytes(storage.join(out, name)))
+        urls = [r.rec_headers.get_header("WARC-Target-URI") for r in warc_records(local) if r.rec_type == "response"]
+        assert sorted(urls) == sorted(site.url(f"/{i}.html") for i in range(6))  # each page once
+        assert crawl(seeds, out, crawl_config())["run"]["requests"] == 0
+        source = SourceConfig(name="web", kind="crawl", lang="en", paths=[PathSpec(path=seeds[0])],
+                              crawl=crawl_config(out=out))  # fmt: skip
+        units = pa.Table.from_pylist([u.to_dict() for u in get_reader("crawl").units(source)])
+        rows = read_units(units, {"web": source}, max_bytes=1_000_000).to_pylist()
+        assert sorted(r["url"] for r in rows if r["reject"] is None) == sorted(urls)
     finally:
         site.close()
 

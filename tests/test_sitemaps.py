@@ -97,7 +97,7 @@ def test_a_saved_site_crawls_to_exactly_its_html_files_under_its_host_name(tmp_p
     files = {p.relative_to(root).as_posix() for p in root.rglob("*.html")}
     stored = set()
     for warc in crawl_warcs(tmp_path / "crawl"):
-        with warc.open("rb") as f:
+        with (tmp_path / "crawl" / warc).open("rb") as f:
             for record in ArchiveIterator(f):
                 if record.rec_type == "response":
                     url = record.rec_headers.get_header("WARC-Target-URI")

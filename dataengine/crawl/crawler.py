@@ -1,14 +1,14 @@
-"""The crawl driver: the frontier on the driver, hosts leased to Ray actors, outcomes logged as they come.
+"""The crawl driver: the frontier on the driver, hosts leased to Ray actors, outcomes logged as their WARC files
+are completed.
 
-The driver is the only writer of the crawl directory (WARC files, log, report), so nothing but the
-frontier needs a shared state and a crawl on a cluster writes wherever the driver runs.  Workers do the
-network and CPU work (fetching, decoding, link extraction, WARC record compression) and return compact
-results; adding workers adds hosts crawled at once, never requests to one host.
+Workers do the network and CPU work (fetching, decoding, link extraction, WARC record compression) and write
+the records to WARC files of their own in the crawl directory (a path every node sees, or an object-store URI),
+returning compact outcomes; the driver keeps the frontier and writes the log, skip list and report.  Adding workers
+adds hosts crawled at once, never requests to one host.
 """
 
 from __future__ import annotations
 
-import socket
 import time
 from collections import Counter
 from importlib.metadata import version
@@ -20,10 +20,11 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from dataengine import storage
 from dataengine.config import CrawlConfig
-from dataengine.crawl.frontier import FAILED, SKIPPED, Frontier, Lease
+from dataengine.crawl.frontier import FAILED, SKIPPED, Frontier, Lease, Outcome
 from dataengine.crawl.site_server import serve_sites
-from dataengine.crawl.store import CrawlStore
+from dataengine.crawl.store import REPORT, CrawlStore
 from dataengine.crawl.warcfile import crawl_warcs
 from dataengine.crawl.worker import CrawlWorker
 from dataengine.runtime import start_ray
@@ -47,7 +48,7 @@ def read_seeds(path: Path) -> list[str]:
     return seeds
 
 
-def crawl(seeds: list[str], out: Path, config: CrawlConfig, console: Console | None = None) -> dict[str, Any]:
+def crawl(seeds: list[str], out: str | Path, config: CrawlConfig, console: Console | None = None) -> dict[str, Any]:
     """Crawl from ``seeds`` into ``out`` and return the report; whatever ``out`` already holds is resumed.
 
     Runs on the caller's Ray (``dataengine.runtime.ray_session``), or starts a local one.  The directories of
@@ -59,14 +60,13 @@ def crawl(seeds: list[str], out: Path, config: CrawlConfig, console: Console | N
     if config.local_sites:
         with serve_sites(config.local_sites) as connect_to:
             served = {"connect_to": {**config.connect_to, **connect_to}, "allow": [*config.allow, "127.0.0.1"]}
-            return _crawl(seeds, out, config.model_copy(update=served), console)
-    return _crawl(seeds, out, config, console)
+            return _crawl(seeds, str(out), config.model_copy(update=served), console)
+    return _crawl(seeds, str(out), config, console)
 
 
-def _crawl(seeds: list[str], out: Path, config: CrawlConfig, console: Console) -> dict[str, Any]:
+def _crawl(seeds: list[str], out: str, config: CrawlConfig, console: Console) -> dict[str, Any]:
     ua = user_agent(config)
-    info = {"software": ua, "hostname": socket.gethostname(), "format": "WARC File Format 1.1", "robots": "obey"}
-    store = CrawlStore(out, info)
+    store = CrawlStore(out)
     try:
         frontier = Frontier(seeds, config)
         frontier.start(store.logged)
@@ -94,7 +94,7 @@ def _crawl(seeds: list[str], out: Path, config: CrawlConfig, console: Console) -
     console.print(
         f"crawl: {report['fetched']:,} fetched, {report['redirected']:,} redirected, {failed:,} failed, "
         f"{skipped:,} skipped; {report['run']['requests']:,} requests in {report['run']['seconds']:.1f} s "
-        f"-> {out / 'report.json'}"
+        f"-> {storage.join(out, REPORT)}"
     )
     return report
 
@@ -105,16 +105,17 @@ def _drive(frontier: Frontier, store: CrawlStore, config: CrawlConfig, ua: str, 
     if config.local_sites:  # served on this machine's loopback: only workers on this node reach them
         placement = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     actor = ray.remote(CrawlWorker).options(num_cpus=0, max_concurrency=HOSTS_PER_WORKER, scheduling_strategy=placement)
-    workers = [actor.remote(config, ua) for _ in range(n)]
+    info = {"software": ua, "format": "WARC File Format 1.1", "robots": "obey"}
+    workers = [actor.remote(config, ua, store.out, store.run, w, info) for w in range(n)]
     free = [HOSTS_PER_WORKER] * n
     pending: dict[ray.ObjectRef, tuple[int, Lease]] = {}
+    log = OutcomeLog(store)
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
     try:
         with Progress(*columns, console=console, transient=True) as progress:
             task = progress.add_task("crawl", total=None)
             while True:
-                for outcome in frontier.outbox:
-                    store.write(outcome, b"")
+                log.add(frontier.outbox, [])
                 frontier.outbox.clear()
                 for w, lease in frontier.leases(free, time.time()):
                     pending[workers[w].crawl.remote(lease)] = (w, lease)
@@ -133,13 +134,39 @@ def _drive(frontier: Frontier, store: CrawlStore, config: CrawlConfig, ua: str, 
                         result = ray.get(ref)
                     except ray.exceptions.RayActorError as e:
                         raise RuntimeError(f"a crawl worker died ({e}); run the same command again to resume") from e
-                    for outcome, records in zip(result.outcomes, result.records, strict=True):
-                        store.write(outcome, records)
+                    log.add(result.outcomes, result.published)
                     frontier.complete(lease, result)
                     progress.update(task, description=_progress_line(frontier))
     finally:
-        for worker in workers:
-            ray.kill(worker)
+        try:  # the open WARC files completed, so what they hold is logged (also after an error or Ctrl-C)
+            log.add(
+                [], [name for names in ray.get([w.publish.remote() for w in workers], timeout=120) for name in names]
+            )
+        finally:
+            for worker in workers:
+                ray.kill(worker)
+
+
+class OutcomeLog:
+    """Outcomes wait here until the WARC file holding their records is complete, then go to the crawl log."""
+
+    def __init__(self, store: CrawlStore) -> None:
+        self.store = store
+        self.waiting: dict[str, list[Outcome]] = {}  # WARC file -> outcomes whose records it holds
+        self.complete: set[str] = set()
+
+    def add(self, outcomes: list[Outcome], published: list[str]) -> None:
+        """Log what can be logged: outcomes with no records or records in a complete file, and those waiting on
+        the files just ``published``."""
+        self.complete.update(published)
+        ready = [o for name in published for o in self.waiting.pop(name, [])]
+        for outcome in outcomes:
+            if outcome.warc is None or outcome.warc in self.complete:
+                ready.append(outcome)
+            else:
+                self.waiting.setdefault(outcome.warc, []).append(outcome)
+        if ready:
+            self.store.log(ready)
 
 
 def _progress_line(frontier: Frontier) -> str:
@@ -158,7 +185,7 @@ def _by_reason(counts: dict[str, int], status: str) -> dict[str, int]:
     return {k.removeprefix(prefix): v for k, v in sorted(counts.items()) if k.startswith(prefix)}
 
 
-def _report(frontier: Frontier, ua: str, out: Path) -> dict[str, Any]:
+def _report(frontier: Frontier, ua: str, out: str) -> dict[str, Any]:
     counts = frontier.counts
     sitemaps: Counter[str] = sum((h.sitemaps for h in frontier.hosts.values()), Counter())
     hosts = {}
@@ -186,5 +213,5 @@ def _report(frontier: Frontier, ua: str, out: Path) -> dict[str, Any]:
         "sitemaps": dict(sorted(sitemaps.items())),  # this run's: requests for them are not page requests
         "bytes": frontier.bytes,
         "hosts": hosts,
-        "warc_files": [p.name for p in crawl_warcs(out)],
+        "warc_files": crawl_warcs(out),
     }

@@ -89,7 +89,7 @@ class Lease:
 class LeaseResult:
     origin: str
     outcomes: list[Outcome]
-    records: list[bytes]  # WARC records of each outcome (b"" when not stored), same order
+    published: list[str]  # the worker's WARC files completed meanwhile: their outcomes can be logged now
     unprocessed: list[Entry]  # handed back: the lease ran out of time, or robots.txt is unavailable
     robots: RobotsTxt | None
     robots_error: tuple[str, str] | None  # (reason, detail) when robots.txt could not be had

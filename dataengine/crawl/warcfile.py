@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
+import socket
+import threading
+import time
+from contextlib import ExitStack
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
+from dataengine import storage
 from dataengine.crawl.fetcher import Response
 
 KEPT_AS_X_CRAWLER = frozenset({"content-encoding", "transfer-encoding", "content-length"})
-FILE_NAME = re.compile(r"crawl-(\d{5})-(\d{3})\.warc\.gz")
+FILE_NAME = re.compile(r"crawl-(\d{5})(?:-\d{3})?-(\d{3}|\d{5})\.warc\.gz")  # crawl-RUN[-WORKER]-PART
 
 
 def fetch_records(response: Response, info: dict[str, Any]) -> bytes:
@@ -67,62 +70,88 @@ def fetch_records(response: Response, info: dict[str, Any]) -> bytes:
     return buf.getvalue()
 
 
-class WarcFiles:
-    """The WARC files of one crawl run, ``crawl-RUN-PART.warc.gz``, appended by the driver alone.
+class WarcParts:
+    """One crawl worker's WARC files, ``crawl-RUN-WORKER-PART.warc.gz``, written under ``out`` (a path or URI).
 
-    A file starts with a warcinfo record and is closed for a new part past ``max_bytes``.  Every append
-    is flushed before the crawl log names its end offset, so a crash leaves at most an unlogged tail,
-    which ``trim`` cuts off when the crawl resumes.
+    The worker appends its fetches' records itself, so page bytes never pass through the driver.  A part starts
+    with a warcinfo record and is published whole (``storage.open_output``: an atomic rename, or one upload) once it
+    passes ``max_bytes`` or ``max_seconds``, or when the driver asks; only then does the driver log the outcomes
+    whose records it holds, so every logged offset is in a complete file.  Thread-safe: an actor works on several
+    hosts at once.
     """
 
-    def __init__(self, out: Path, run: int, info: dict[str, str], max_bytes: int = 1 << 30) -> None:
-        self.out, self.run, self.info, self.max_bytes = out, run, info, max_bytes
+    def __init__(self, out: str, run: int, worker: int, info: dict[str, str], max_bytes: int = 1 << 30,
+                 max_seconds: float = 300.0) -> None:  # fmt: skip
+        self.out, self.run, self.worker, self.info = out, run, worker, info
+        self.max_bytes, self.max_seconds = max_bytes, max_seconds
         self.part = -1
-        self.file: io.BufferedWriter | None = None
+        self._file: tuple[ExitStack, IO[bytes], str, float] | None = None  # (closer, file, name, opened at)
+        self._size = 0
+        self._lock = threading.Lock()
 
-    @staticmethod
-    def next_run(out: Path) -> int:
-        runs = [int(m[1]) for p in out.glob("crawl-*.warc.gz") if (m := FILE_NAME.fullmatch(p.name))]
-        return max(runs, default=-1) + 1
+    def append(self, data: bytes) -> tuple[str, int, list[str]]:
+        """Write ``data`` (whole gzip members): the part's name, its end offset, and the parts published first."""
+        with self._lock:
+            published = self._publish() if self._due() else []
+            if self._file is None:
+                self._open_next()
+            assert self._file is not None
+            self._file[1].write(data)
+            self._size += len(data)
+            return self._file[2], self._size, published
 
-    def append(self, data: bytes) -> tuple[str, int]:
-        """Write ``data`` (whole gzip members); the file's name and its end offset after the write."""
-        if self.file is None or self.file.tell() >= self.max_bytes:
-            self._open_next()
-        assert self.file is not None
-        self.file.write(data)
-        self.file.flush()
-        return Path(self.file.name).name, self.file.tell()
+    def publish(self) -> list[str]:
+        """Publish the open part, if any: the names published."""
+        with self._lock:
+            return self._publish()
 
-    def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
-            self.file = None
+    def _due(self) -> bool:
+        return self._file is not None and (
+            self._size >= self.max_bytes or time.monotonic() - self._file[3] >= self.max_seconds
+        )
+
+    def _publish(self) -> list[str]:
+        if self._file is None:
+            return []
+        closer, _, name, _ = self._file
+        closer.close()
+        self._file, self._size = None, 0
+        return [name]
 
     def _open_next(self) -> None:
-        self.close()
         self.part += 1
-        path = self.out / f"crawl-{self.run:05d}-{self.part:03d}.warc.gz"
-        self.file = path.open("wb")
-        writer = WARCWriter(self.file, gzip=True, warc_version="1.1")
-        writer.write_record(writer.create_warcinfo_record(path.name, self.info))
-        self.file.flush()
+        name = f"crawl-{self.run:05d}-{self.worker:03d}-{self.part:05d}.warc.gz"
+        closer = ExitStack()
+        file = closer.enter_context(storage.open_output(storage.join(self.out, name)))
+        buf = io.BytesIO()
+        writer = WARCWriter(buf, gzip=True, warc_version="1.1")
+        writer.write_record(writer.create_warcinfo_record(name, {**self.info, "hostname": socket.gethostname()}))
+        file.write(buf.getvalue())
+        self._file, self._size = (closer, file, name, time.monotonic()), len(buf.getvalue())
 
 
-def crawl_warcs(out: Path) -> list[Path]:
-    """The crawl's WARC files in the order they were written."""
-    return sorted(p for p in out.glob("crawl-*.warc.gz") if FILE_NAME.fullmatch(p.name))
+def next_run(out: storage.Target) -> int:
+    """The number of a new crawl run into ``out``: one more than any run whose WARC files are there."""
+    return max((int(m[1]) for name in crawl_warcs(out) if (m := FILE_NAME.fullmatch(name))), default=-1) + 1
 
 
-def trim(path: Path, end: int | None) -> int:
-    """Cut ``path`` back to ``end`` (its last logged offset), or remove it when nothing in it was logged.
+def crawl_warcs(out: storage.Target) -> list[str]:
+    """The names of the crawl's WARC files in ``out``, in the order they were written."""
+    return [name for name in storage.list_files(out, recursive=False) if FILE_NAME.fullmatch(name)]
 
-    Returns the number of bytes dropped: records written by a crawl that died before logging them.
-    """
-    size = path.stat().st_size
+
+def trim(target: str, end: int | None) -> int:
+    """Cut the WARC file ``target`` back to ``end`` (its last logged offset), or remove it when nothing in it
+    was logged; the file is rewritten whole, as an object store allows.  Returns the number of bytes dropped:
+    records written by a crawl that died before logging them."""
+    size = storage.size(target)
     if end is None:
-        path.unlink()
+        storage.remove(target)
         return size
     if size > end:
-        os.truncate(path, end)
+        with storage.open_input(target) as source, storage.open_output(target) as dest:
+            left = end
+            while left and (chunk := source.read(min(left, 1 << 20))):
+                dest.write(chunk)
+                left -= len(chunk)
     return max(0, size - end)

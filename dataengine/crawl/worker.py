@@ -2,8 +2,9 @@
 
 For each lease it fetches the host's robots.txt if the lease carries none, spaces requests by the host's
 delay (the larger of the configured delay and robots.txt's Crawl-delay, capped), fetches each allowed URL,
-decides its outcome, extracts its links and builds its WARC records.  Several leases (hosts) run at once
-in the actor's threads; one host's requests are spaced by one clock, whichever thread makes them.
+decides its outcome, extracts its links and writes its WARC records to the worker's own WARC file (a path or URI:
+the page bytes never go through the driver).  Several leases (hosts) run at once in the actor's threads; one host's
+requests are spaced by one clock, whichever thread makes them.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from dataengine.crawl.links import extract_links
 from dataengine.crawl.robots import RobotsTxt, RobotsUnavailable, fetch_robots
 from dataengine.crawl.sitemaps import read_sitemaps
 from dataengine.crawl.urls import BadUrl, normalize
-from dataengine.crawl.warcfile import fetch_records
+from dataengine.crawl.warcfile import WarcParts, fetch_records
 
 HTML_TYPES = ("text/html", "application/xhtml+xml", "")
 
@@ -67,8 +68,11 @@ class HostClock:
 
 
 class CrawlWorker:
-    def __init__(self, config: CrawlConfig, user_agent: str) -> None:
-        self.config = config
+    def __init__(
+        self, config: CrawlConfig, user_agent: str, out: str, run: int, index: int, info: dict[str, str]
+    ) -> None:
+        """``out``, ``run``, ``index``, ``info``: where and under which names this worker writes its WARC files."""
+        self.config, self.warcs = config, WarcParts(out, run, index, info)
         guard = AddressGuard(tuple(config.allow), tuple(config.connect_to.items()))
         self.fetcher = Fetcher(config, user_agent, guard)
         self._clocks: dict[str, HostClock] = {}
@@ -90,18 +94,24 @@ class CrawlWorker:
             sitemaps = read_sitemaps(self.fetcher, lease.origin, robots.sitemaps(), clock.pace, self.config.sort_query)
         deadline = time.monotonic() + LEASE_SECONDS
         outcomes: list[Outcome] = []
-        records: list[bytes] = []
+        published: list[str] = []
         unprocessed: list[Entry] = []
         for i, entry in enumerate(lease.entries):
             if i and time.monotonic() > deadline:
                 unprocessed = lease.entries[i:]
                 break
-            outcome, record = self._visit(entry, robots, clock)
+            outcome, records = self._visit(entry, robots, clock)
+            if records:
+                outcome.warc, outcome.warc_end, done = self.warcs.append(records)
+                published += done
             outcomes.append(outcome)
-            records.append(record)
         return LeaseResult(
-            lease.origin, outcomes, records, unprocessed, robots, None, clock.next_start, delay, sitemaps
+            lease.origin, outcomes, published, unprocessed, robots, None, clock.next_start, delay, sitemaps
         )
+
+    def publish(self) -> list[str]:
+        """Complete this worker's open WARC file (the driver logs its outcomes once it is)."""
+        return self.warcs.publish()
 
     def _clock(self, origin: str) -> HostClock:
         with self._lock:

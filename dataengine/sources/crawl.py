@@ -18,12 +18,12 @@ import hashlib
 import io
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 
+from dataengine import storage
 from dataengine.cache import cache_dir
 from dataengine.config import PathSpec, SourceConfig
 from dataengine.crawl.crawler import crawl
@@ -37,12 +37,13 @@ from dataengine.sources.warc import WarcReader
 CRAWL_FIELDS = ("depth", "canonical", "charset", "truncated", "http_status")
 
 
-def crawl_dir(source: SourceConfig) -> Path:
+def crawl_dir(source: SourceConfig) -> str:
+    """``crawl.out`` (a path every node sees, or an object-store URI), else a directory in the driver's cache."""
     assert source.crawl is not None
     if source.crawl.out:
-        return Path(source.crawl.out)
+        return source.crawl.out
     seeds = hashlib.sha256("\n".join(spec.path for spec in source.path_specs()).encode()).hexdigest()[:12]
-    return cache_dir() / "crawl" / f"{source.name}-{seeds}"
+    return str(cache_dir() / "crawl" / f"{source.name}-{seeds}")
 
 
 class CrawlReader:
@@ -54,27 +55,28 @@ class CrawlReader:
         out = crawl_dir(source)
         crawl([spec.path for spec in source.path_specs()], out, source.crawl)
         outcomes, _ = read_log(out)
-        for path in crawl_warcs(out):
+        for name in crawl_warcs(out):
+            path = storage.join(out, name)
             # One unit per stored page, as html_dir has one per file: the pages of one WARC file are read and
             # extracted in parallel.  A page's records end where the log says; the first piece holds warcinfo.
-            ends = sorted(o.warc_end for o in outcomes if o.warc == path.name and o.warc_end is not None)
-            if not ends or ends[-1] < path.stat().st_size:
+            ends = sorted(o.warc_end for o in outcomes if o.warc == name and o.warc_end is not None)
+            if not ends or ends[-1] < storage.size(path):
                 ends.append(-1)  # records no log line names (none, after a resume's trim): read, not lost
             for start, end in zip([0, *ends[:-1]], ends, strict=True):
-                yield Unit(source=source.name, spec=0, path=str(path), member="warc", offset=start, end=end)
-        yield Unit(source=source.name, spec=0, path=str(out / LOG), member="log")
+                yield Unit(source=source.name, spec=0, path=path, member="warc", offset=start, end=end)
+        yield Unit(source=source.name, spec=0, path=storage.join(out, LOG), member="log")
 
     def read(self, units: list[Unit], source: SourceConfig, max_bytes: int) -> Iterator[dict[str, Any]]:
         specs = source.path_specs()
         for unit in units:
             if unit.member == "log":
-                yield from self._not_stored(Path(unit.path), source, specs)
+                yield from self._not_stored(unit.path.rsplit("/", 1)[0], source, specs)
             else:
                 yield from self._stored(unit, source, specs, max_bytes)
 
-    def _not_stored(self, log: Path, source: SourceConfig, specs: list[PathSpec]) -> Iterator[dict[str, Any]]:
+    def _not_stored(self, out: str, source: SourceConfig, specs: list[PathSpec]) -> Iterator[dict[str, Any]]:
         """A rejection row for every URL the crawler decided without keeping a response."""
-        outcomes, _ = read_log(log.parent)
+        outcomes, _ = read_log(out)
         for o in outcomes:
             if o.stored:
                 continue
@@ -93,9 +95,9 @@ class CrawlReader:
         """Rows of the warc reader on the unit's piece of a WARC file, with the seed's meta and the crawl's
         metadata record joined by URL."""
         try:
-            with open(unit.path, "rb") as f:
+            with storage.open_input(unit.path) as f:
                 f.seek(unit.offset)
-                piece = f.read(-1 if unit.end < 0 else unit.end - unit.offset)
+                piece = f.read() if unit.end < 0 else f.read(unit.end - unit.offset)
         except OSError as e:
             meta = {**specs[0].meta, "warc": unit.path}
             yield read_error(source, meta, unit.path, "html", "unreadable", f"{type(e).__name__}: {e}")
