@@ -18,8 +18,11 @@ import pytest
 import ray
 
 from dataengine import inspect, storage
+from dataengine.cache import cached_model
 from dataengine.config import PathSpec, SourceConfig
 from dataengine.export import FORMATS, export
+from dataengine.filters import lid_train
+from dataengine.filters.langid import LangIdModel
 from dataengine.shards.manifest import load_manifest, write_manifest
 from dataengine.shards.reader import iter_documents, read_shard, verify
 from dataengine.sources import list_units, read_units
@@ -310,3 +313,32 @@ def test_storage_arrow_streams_and_spooled_objects_round_trip(root: str, monkeyp
     with storage.open_output(target) as f, pa.ipc.new_stream(f, table.schema) as writer:
         writer.write_table(table, max_chunksize=10)
     assert read_shard(target).equals(table) and storage.list_files(root) == ["shard-00000.arrow"]
+
+
+def test_a_cache_in_s3_shares_trained_models_between_machines(
+    s3: S3Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``DATAENGINE_CACHE=s3://...``: the first machine trains the language-ID model and uploads it; a second machine
+    (another home directory) downloads it instead of training, byte for byte, and it predicts."""
+    model = lid_train.default_model()  # the real model, from this machine's cache (trained on first use)
+    monkeypatch.setenv("DATAENGINE_CACHE", s3.uri("team-cache"))
+    trained: list[Path] = []
+
+    def train() -> Path:  # stands for training: the same bytes, written where training writes them
+        target = lid_train.model_dir() / "model.bin"
+        (target.parent / "eval.json").write_text("{}\n")
+        target.write_bytes(model.read_bytes())
+        trained.append(target)
+        return target
+
+    for machine in ("first", "second"):
+        monkeypatch.setenv("HOME", str(tmp_path / machine))
+        local = lid_train.model_dir()
+        assert str(local).startswith(str(tmp_path / machine))
+        assert cached_model(local, train).read_bytes() == model.read_bytes()
+    assert len(trained) == 1  # the second machine downloaded it
+    assert sorted(storage.list_files(s3.uri("team-cache"))) == [
+        f"models/{lid_train.MODEL_VERSION}/eval.json",
+        f"models/{lid_train.MODEL_VERSION}/model.bin",
+    ]
+    assert LangIdModel(local / "model.bin").predict("The quick brown fox jumps over the lazy dog.")[0] == "en"

@@ -13,7 +13,6 @@ process) is avoided, and the model file is byte-identical run to run.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import re
 import subprocess
@@ -24,7 +23,7 @@ from pathlib import Path
 import lxml.html
 import yaml
 
-from dataengine.cache import cache_dir
+from dataengine.cache import cache_dir, cached_model
 from dataengine.config import PACKAGE_ROOT
 from dataengine.schema import stable_hash, unit_fraction
 from dataengine.sources.sample import debian_dir, ensure_packages
@@ -175,13 +174,7 @@ def train_default_model(out: Path | None = None) -> Path:
 def default_model() -> Path:
     """The cached default model, trained on first use (once, whichever of the processes that ask at the same
     time gets the lock: two builds starting together must not train into the same directory)."""
-    path = model_dir() / "model.bin"
-    if path.exists():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with (path.parent / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        return path if path.exists() else train_default_model()
+    return cached_model(model_dir(), train_default_model)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,6 @@ from the config (``quality_model.min_score``), so a new threshold reruns no mode
 
 from __future__ import annotations
 
-import fcntl
 import re
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pyarrow.compute as pc
 import ray.data
 
 from dataengine.aggregate import grouped_sums
-from dataengine.cache import cache_dir
+from dataengine.cache import cache_dir, cached_model
 from dataengine.config import QUALITY_LANGS as LANGS
 from dataengine.schema import reject_rows, set_column
 from dataengine.shipped import ShippedModel, model_file
@@ -43,17 +42,10 @@ def prepare(text: str, lang: str) -> str:
 
 
 def default_model(lang: str) -> Path:
-    """The cached model of ``lang`` (``en`` or ``zh``), trained on first use (once, whichever of the processes
-    that ask at the same time, e.g. a pool of Ray actors, gets the lock)."""
-    path = model_dir(lang) / "model.bin"
-    if path.exists():
-        return path
+    """The cached model of ``lang`` (``en`` or ``zh``), trained on first use (``cache.cached_model``)."""
     from dataengine.filters.quality_train import train_model
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with (path.parent / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        return path if path.exists() else train_model(lang)
+    return cached_model(model_dir(lang), lambda: train_model(lang))
 
 
 class QualityModel:
