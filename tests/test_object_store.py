@@ -23,12 +23,14 @@ from dataengine.config import PathSpec, SourceConfig
 from dataengine.export import FORMATS, export
 from dataengine.filters import lid_train
 from dataengine.filters.langid import LangIdModel
+from dataengine.shards.loader import PackedDataset
 from dataengine.shards.manifest import load_manifest, write_manifest
 from dataengine.shards.reader import iter_documents, read_shard, verify
 from dataengine.sources import list_units, read_units
 from dataengine.sources.files import expand
 from tests.s3 import S3Server
 from tests.test_inspect import build_output
+from tests.test_loader import same, take
 
 MAX_BYTES = 4096
 
@@ -238,6 +240,12 @@ def test_exports_read_a_build_from_s3_as_from_disk(s3_build: tuple[Path, str, di
                 assert twin.read_bytes() == path.read_bytes(), path
     with pytest.raises(ValueError, match="give --dest"):
         export(remote, "hf")
+
+
+def test_the_loader_streams_a_build_from_s3_as_from_disk(s3_build: tuple[Path, str, dict]) -> None:
+    local, remote, _ = s3_build
+    kw = {"seq_len": 64, "batch_size": 4, "epochs": 1}
+    assert same(take(PackedDataset(remote, **kw)), take(PackedDataset(local, **kw)))
 
 
 def test_inspect_verify_on_s3_names_missing_and_extra_objects(s3: S3Server, s3_build: tuple[Path, str, dict]) -> None:
