@@ -18,6 +18,7 @@ BENCHMARKS = [
     "tokenizer_metrics",
     "langid",
     "filters",
+    "extract",
     "scale",
 ]
 

@@ -79,6 +79,9 @@ class SourceConfig(Strict):
     # keep only documents under these licences (SPDX, from meta.license): "permissive" or a list of names, in
     # which "permissive" stands for the whole set (dataengine.licenses.PERMISSIVE); None keeps every licence
     licenses: Literal["permissive"] | list[str] | None = None
+    # the HTML extraction engine of this source's pages (dataengine.extract.ENGINES): trafilatura, or resiliparse,
+    # several times faster with a looser main-text boundary (``python -m bench extract`` measures both)
+    extract: Literal["trafilatura", "resiliparse"] = "trafilatura"
 
     @property
     def filter_domain(self) -> str:

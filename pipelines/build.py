@@ -66,6 +66,11 @@ def _code_sources(ctx: Context) -> list[str]:
     return sorted(s.name for s in ctx.sources if s.filter_domain == "code")
 
 
+def _extract_engines(ctx: Context) -> dict[str, str]:
+    """Each source's HTML extraction engine (``extract: trafilatura|resiliparse``)."""
+    return {s.name: s.extract for s in ctx.sources}
+
+
 def _code_page_share(ctx: Context) -> float | None:
     """The quality stage's code-aware setting: None judges whole texts (``pipeline.code_aware: false``)."""
     return ctx.pipe.code_page_share if ctx.pipe.code_aware else None
@@ -79,8 +84,9 @@ def stages(extra: list[Stage] | None = None) -> list[Stage]:
         Stage("read", "map", read_units, batch_size=32,
               kwargs=lambda c: {"sources": {s.name: s for s in c.sources}, "max_bytes": c.pipe.max_file_bytes},
               reads=lambda c: [_sources(c, licences=False), c.pipe.max_file_bytes]),
-        Stage("extract", "map", extract_batch, kwargs=lambda c: {"code_sources": _code_sources(c)},
-              reads=_code_sources),
+        Stage("extract", "map", extract_batch,
+              kwargs=lambda c: {"code_sources": _code_sources(c), "engines": _extract_engines(c)},
+              reads=lambda c: [_code_sources(c), _extract_engines(c)]),
         Stage("langid", "tag", LangIdTagger, actors=True, when=langid_on,
               kwargs=lambda c: {"model_path": shipped(c, lid_model(c)), "sources": c.sources},
               reads=lambda c: sha256_of(lid_model(c))),

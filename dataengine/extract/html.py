@@ -44,17 +44,9 @@ def extract_html(raw: bytes, url: str) -> tuple[str | None, str | None, str | No
 
 def extract_page(raw: bytes, url: str) -> tuple[str | None, list[Span], str | None, str | None]:
     """``(text, code_spans, title, reject_reason)`` for one page."""
-    if not raw.strip():
-        return None, [], None, "empty"
-    page: bytes | str = raw
-    if b"\0" in raw[:8192]:
-        wide = decode_wide(raw)
-        if wide is not None:
-            page = wide
-        elif stray_nuls(raw):
-            page = raw.replace(b"\0", b"")
-        else:
-            return None, [], None, "binary"
+    page, reason = decode_page(raw)
+    if page is None:
+        return None, [], None, reason
     try:
         tree = trafilatura.load_html(page, MAX_FILE_SIZE)
         marks = mark_code_blocks(tree) if tree is not None else None
@@ -81,6 +73,23 @@ def extract_page(raw: bytes, url: str) -> tuple[str | None, list[Span], str | No
         return None, [], None, "too_deep" if too_deep(page) else "no_main_text"
     text, spans = normalize_whitespace(text, spans)
     return text, spans, doc.title, None
+
+
+def decode_page(raw: bytes) -> tuple[bytes | str | None, str | None]:
+    """The page as the parser should get it, or ``(None, reason)``: UTF-16/32 decoded, stray NULs dropped.
+
+    Both extraction engines share it, so an empty or binary page is rejected for the same reason by either.
+    """
+    if not raw.strip():
+        return None, "empty"
+    if b"\0" not in raw[:8192]:
+        return raw, None
+    wide = decode_wide(raw)
+    if wide is not None:
+        return wide, None
+    if stray_nuls(raw):
+        return raw.replace(b"\0", b""), None
+    return None, "binary"
 
 
 def mark_code_blocks(tree: lxml.html.HtmlElement) -> tuple[str, str, str] | None:
