@@ -5,7 +5,7 @@ HTML pages, fenced and indented blocks of text documents, the whole file for sou
 have their whitespace-only lines emptied outside code blocks before any rule sees them.
 
 HTML pages go through the engine their source names (``SourceConfig.extract``): trafilatura (the default) or
-resiliparse (several times faster; its agreement with trafilatura is measured by ``python -m bench extract``).
+resiliparse (faster, less faithful to the main text: ``python -m bench extract`` measures both on the same pages).
 """
 
 from __future__ import annotations
