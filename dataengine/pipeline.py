@@ -126,11 +126,10 @@ def run_stages(stages: list[Stage], start: Callable[[], ray.data.Dataset], ctx: 
         key = cache_key(stages, ctx, level)
         entry = storage.join(ctx.stage_cache, key)
         done = _done(entry)
-        if done is not None and not _stale(done, key, ctx):
+        if done is not None and _only_named_files(entry, done) and not _stale(done, key, ctx):
             with ctx.step(f"{level} documents (stage cache)"):
-                files = [storage.join(entry, DOCS, name) for name in done["files"]]
-                fs, _ = storage.resolve(entry)
-                ds = ray.data.read_parquet([storage.resolve(f)[1] for f in files], filesystem=fs).materialize()
+                fs, path = storage.resolve(storage.join(entry, DOCS))
+                ds = ray.data.read_parquet(path, filesystem=fs).materialize()
             ctx.results.update(done.get("results", {}))
             ctx.results.setdefault("stage_cache", {})[level] = {"hit": True, "key": key}
             ctx.console.print(f"reused the {level} documents of {entry}")
@@ -177,6 +176,21 @@ def _done(entry: str) -> dict[str, Any] | None:
     """A cache entry's completion marker, or None when the entry is absent or was never completed."""
     path = storage.join(entry, CACHE_DONE)
     return json.loads(storage.read_text(path)) if storage.exists(path) else None
+
+
+def _only_named_files(entry: str, done: dict[str, Any]) -> bool:
+    """True when every file ``done.json`` names is there; files it does not name (left by a write interrupted
+    before the entry was last completed) are removed, so the directory holds exactly the entry's documents.
+
+    The directory is read, not the list of names: Ray Data resolves a long list of paths through fsspec's HTTP
+    filesystem check, which needs ``aiohttp``."""
+    docs = storage.join(entry, DOCS)
+    found = set(storage.list_files(docs))
+    if not found >= set(done["files"]):
+        return False
+    for name in sorted(found - set(done["files"])):
+        storage.remove(storage.join(docs, name))
+    return True
 
 
 def _stale(done: dict[str, Any], key: str, ctx: Context) -> bool:

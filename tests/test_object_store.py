@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 import ray
 
-from dataengine import inspect, storage
+from dataengine import inspect, pipeline, storage
 from dataengine.cache import cached_model
 from dataengine.config import PathSpec, SourceConfig
 from dataengine.export import FORMATS, export
@@ -350,3 +350,19 @@ def test_a_cache_in_s3_shares_trained_models_between_machines(
         f"models/{lid_train.MODEL_VERSION}/model.bin",
     ]
     assert LangIdModel(local / "model.bin").predict("The quick brown fox jumps over the lazy dog.")[0] == "en"
+
+
+def test_a_stage_cache_entry_reads_only_the_files_its_marker_names(root: str, ray_local: None) -> None:
+    """Parquet left by an interrupted write beside a completed entry is never read (it is removed); an entry whose
+    named files are missing is not reused.  Many files, as a real build writes (Ray Data treats long path lists
+    differently from short ones)."""
+    docs = storage.join(root, "tagged-x", "docs")
+    for i in range(40):
+        with storage.open_output(storage.join(docs, f"part-{i:03d}.parquet")) as f:
+            pq.write_table(pa.table({"id": [f"doc-{i}"]}), f)
+    done = {"files": [f"part-{i:03d}.parquet" for i in range(39)], "results": {}}  # the last: a leftover
+    assert pipeline._only_named_files(storage.join(root, "tagged-x"), done)
+    fs, path = storage.resolve(docs)
+    ids = sorted(r["id"] for r in ray.data.read_parquet(path, filesystem=fs).take_all())
+    assert ids == sorted(f"doc-{i}" for i in range(39))
+    assert not pipeline._only_named_files(storage.join(root, "tagged-x"), {"files": ["gone.parquet"]})
