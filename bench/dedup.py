@@ -238,8 +238,7 @@ def accuracy(docs: dict[str, list[str]]) -> list[Row]:
     flat = [r for pair in rows for r in pair]
     ds = ray.data.from_arrow([rows_to_table(flat[i::8]) for i in range(8)])
     sigs = ds.map_batches(signature_rows, fn_kwargs={"cfg": CFG, "domain_of": DOMAINS}, batch_format="pyarrow")
-    found = find_near_duplicates(sigs.materialize(), CFG)
-    kept = dict(zip(found["id"].to_pylist(), found["kept"].to_pylist(), strict=True))
+    kept = {r["id"]: r["kept"] for r in find_near_duplicates(sigs.materialize(), CFG).take_all()}
     ours = [kept.get(a["id"], a["id"]) == kept.get(b["id"], b["id"]) for a, b in rows]
     peer = _datasketch_together(pairs)
     out = []
