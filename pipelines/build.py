@@ -146,6 +146,7 @@ class Build:
                            console or make_console())  # fmt: skip
         self.ctx.objects["user_tokenizer"] = tokenizer
         self.stages = stages(extra_stages)
+        self.extra = [s.name for s in extra_stages or []]
 
     def run(self) -> dict[str, Any]:
         ctx, mix, start = self.ctx, self.ctx.mix, time.perf_counter()
@@ -163,6 +164,7 @@ class Build:
             report = build_report(mix.name, mix.seed, report_stages(ctx), funnel, plan, ctx.timings,
                                   time.perf_counter() - start, ctx.cpus)  # fmt: skip
             report["decontamination"] = ctx.results.get("decontamination", {"enabled": False})
+            report |= {name: ctx.results[name] for name in self.extra if name in ctx.results}  # a control's counts
             levels = ctx.results.get("stage_cache", {})  # per level: reused (hit) or computed
             report["stage_cache"] = {**levels.get("cleaned", {"hit": False}), "levels": levels}
             report["examples"] = write_examples(docs, ctx.out, ctx.pipe.rejects_sample_per_reason)

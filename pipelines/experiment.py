@@ -10,7 +10,10 @@
    share added on top of the code-free rung's text: it trains ``--tokens / (1 - code share)`` tokens, as many of
    them text as the ladder's runs), ``textonly`` (its compute-matched twin: as many tokens as ``ontop``, all text,
    so that "code's cost is displaced text" is tested, not assumed) and ``scrambled`` (the reference rung with the
-   lines of every code document shuffled: the same code tokens, no structure);
+   lines of every code document shuffled: the same code tokens, no structure), ``code-nocomments`` (the reference
+   rung's code without comments and docstrings, same token budget) and the filter controls ``filters-off`` and
+   ``code-aware-off`` (the reference rung built with ``pipeline.filters: []`` or ``pipeline.code_aware: false``
+   from the same tag cache, evaluated on the reference build's held-out slice); see ``pipelines.controls``;
 2. train: ``python -m pretrain.train`` for every (rung, seed), ``--parallel`` of them at once (small models
    share one GPU well); seed index s gives every rung the same initialisation and data-order seed (paired);
 3. eval: ``python -m pretrain.eval`` on the last few checkpoints of every run (their scores are averaged);
@@ -49,7 +52,11 @@ from pretrain.train import parse_tokens
 
 PHASES = ("build", "train", "eval", "report")
 UNTRAINED = "untrained"  # runs/untrained-s<seed>: each seed's initialised model, zero steps
-CONTROLS = ("ontop", "textonly", "scrambled")
+PIPELINE_CONTROLS: dict[str, dict[str, Any]] = {  # control -> the pipeline settings its build changes
+    "filters-off": {"filters": []},
+    "code-aware-off": {"code_aware": False},
+}
+CONTROLS = ("ontop", "textonly", "scrambled", "code-nocomments", *PIPELINE_CONTROLS)
 
 
 @dataclass(frozen=True)
@@ -163,18 +170,33 @@ class Experiment:
             self.args.total_tokens,
         )
 
-    @staticmethod
-    def extra_stages(rung: Rung) -> list[Any]:
-        """The stages a rung adds to the build: the scrambled control's placebo (code lines shuffled)."""
+    def extra_stages(self, rung: Rung) -> list[Any]:
+        """The stages a rung adds to the build: the scrambled control's placebo (code lines shuffled), code without
+        its comments, and a filter control's use of the reference build's held-out slice."""
+        from dataengine.config import load_mix
+        from pipelines.controls import reference_held_out, reference_held_out_stage, strip_comments_stages
         from pipelines.placebo import scramble_stage
 
-        return [scramble_stage([CODE])] if rung.control == "scrambled" else []
+        if rung.control == "scrambled":
+            return [scramble_stage([CODE])]
+        if rung.control == "code-nocomments":
+            return strip_comments_stages([CODE])
+        if rung.control in PIPELINE_CONTROLS:
+            return [reference_held_out_stage(reference_held_out(self.reference, load_mix(rung.mix).held_out))]
+        return []
+
+    def held_out_data(self, rung: Rung) -> Path:
+        """The build whose held-out slice a rung is evaluated on: its own, or the reference build's for a filter
+        control (whose own slice holds the documents its filters keep)."""
+        return self.reference if rung.control in PIPELINE_CONTROLS else self.data / rung.name
 
     def _rung_mix(self, rung: Rung, total: int) -> Any:
         from dataengine.config import load_mix
 
         mix = load_mix(rung.mix)
         update: dict[str, Any] = {"name": rung.name, "total_tokens": total, "shares": rung.shares()}
+        if rung.control in PIPELINE_CONTROLS:
+            update["pipeline"] = mix.pipeline.model_copy(update=PIPELINE_CONTROLS[rung.control])
         if self.args.sources:
             update["sources"] = self.args.sources
         return mix.model_copy(update=update)
@@ -318,7 +340,7 @@ class Experiment:
             "--tasks",
             self.args.suite,
             "--data",
-            str(self.data / rung.name),
+            str(self.held_out_data(rung)),
             "--device",
             self.args.device,
             "--out",
