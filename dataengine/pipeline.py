@@ -34,7 +34,7 @@ from dataengine.config import MixConfig, SourceConfig
 from dataengine.runtime import writer_options
 
 Kind = Literal["map", "tag", "decide", "global"]
-STAGE_CACHE_VERSION = 6  # bump when a cached stage's code changes what it produces
+STAGE_CACHE_VERSION = 7  # bump when a cached stage's code changes what it produces
 CACHE_DONE = "done.json"  # written last into a cache entry: marks it complete and names its files
 DOCS = "docs"
 

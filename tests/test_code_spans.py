@@ -8,7 +8,7 @@ import ray
 
 from dataengine.extract import extract_batch
 from dataengine.extract.markdown import markdown_spans
-from dataengine.extract.spans import normalize_whitespace, remap, spans_of, take_markers
+from dataengine.extract.spans import normalize_whitespace, remap, restore_lines, spans_of, take_markers
 from dataengine.filters.pii import redact_batch, redact_spans
 from dataengine.schema import CODE_SPANS, DOC_SCHEMA, doc_row, rows_to_table
 
@@ -32,6 +32,21 @@ def test_unpaired_markers_make_no_span_and_flattened_blocks_leave_no_double_spac
     assert (text, spans) == ("a b c", [])
     text, spans = take_markers(f"see {OPEN}f(x); {CLOSE} then\nend {OPEN}g(); {CLOSE}", OPEN, CLOSE, BLANK)
     assert text == "see f(x); then\nend g();" and texts(text, spans) == ["f(x); ", "g();"]
+
+
+def test_folded_blocks_get_their_lines_back_on_lines_of_their_own() -> None:
+    block, kept, twin = "for x in xs:\n    print(x)", "a = 1\nb = 2", "f(x,  y)"
+    text = "Loop: for x in xs: print(x) then more.\na = 1\nb = 2\nand f(x, y) and end"
+    spans = [(text.index(b), text.index(b) + len(b)) for b in ("for x in xs: print(x) ", kept, "f(x, y)")]
+    out, moved = restore_lines(text, spans, [block, kept, twin, "f(x,\ny)"])
+    assert out == "Loop:\nfor x in xs:\n    print(x)\nthen more.\na = 1\nb = 2\nand f(x, y) and end"
+    assert texts(out, moved) == [block, kept, "f(x, y)"]  # blocks that differ with the same words: left alone
+    out, moved = restore_lines(text, spans, [block, kept, twin])  # a folded one-line block leaves the prose too
+    assert out.endswith("b = 2\nand\nf(x,  y)\nand end") and texts(out, moved) == [block, kept, twin]
+    assert restore_lines(text, spans, [kept]) == (text, spans)  # nothing folded: nothing changes
+    text = "g(a, b) g(a, b)"
+    out, moved = restore_lines(text, [(0, 7), (8, 15)], ["g(a,\n b)", "g(a,\n  b)"])
+    assert texts(out, moved) == ["g(a,\n b)", "g(a,\n  b)"]  # as many blocks as spans: taken in order
 
 
 def test_whitespace_only_lines_emptied_and_runs_collapsed_outside_code() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import unicodedata
 from pathlib import Path
@@ -19,6 +20,7 @@ from dataengine.schema import doc_row, rows_to_table
 from dataengine.sources.sample import debian_dir, ensure_packages
 
 PG_HTML = "postgresql-doc-15/usr/share/doc/postgresql-doc-15/html"
+PY_HTML = "python3.11-doc/usr/share/doc/python3.11/html"
 
 PAGE = b"""<html><head><title>Release notes</title></head><body>
 <nav><a href="/">Home</a> <a href="/docs">Docs</a></nav>
@@ -87,6 +89,29 @@ def test_code_spans_are_the_pre_blocks_of_a_real_page(pg_docs: Path) -> None:
     assert len(pres) == 13 and [text[s:e] for s, e in spans] == pres  # indentation and column alignment kept
     assert row["code_share"] == pytest.approx(sum(e - s for s, e in spans) / len(text))
     assert "SELECT * FROM weather\n    WHERE city = 'San Francisco' AND prcp > 0.0;" in pres
+
+
+def test_page_without_folded_blocks_is_unchanged(pg_docs: Path) -> None:
+    """Its text and spans as extracted before folded blocks were restored, byte for byte."""
+    text, spans, _, _ = extract_page((pg_docs / "tutorial-select.html").read_bytes(), "http://pg/t.html")
+    digest = hashlib.sha256(json.dumps([text, spans]).encode()).hexdigest()
+    assert digest == "0fc694232af35fdaf5586d9a5d7e3de61ee982d10b59abe2027cf6a35b8db8ac"
+
+
+@pytest.fixture(scope="module")
+def py_docs() -> Path:
+    """Python's HTML documentation from the default corpus (fetched with apt-get on first use, then cached)."""
+    ensure_packages(["python3.11-doc"], progress=False)
+    return debian_dir() / "root" / PY_HTML
+
+
+def test_code_blocks_inside_definitions_keep_their_lines(py_docs: Path) -> None:
+    raw = (py_docs / "library" / "asyncio-sync.html").read_bytes()  # every <pre> in a <dd>, which trafilatura folds
+    text, spans, _, reason = extract_page(raw, "http://python3.11-doc.sample.local/library/asyncio-sync.html")
+    pres = list(lxml.html.fromstring(raw).iter("pre"))
+    assert reason is None and len(pres) == 10 and all(any(a.tag == "dd" for a in p.iterancestors()) for p in pres)
+    assert [text[s:e].split("\n") for s, e in spans] == [p.text_content().strip("\n").split("\n") for p in pres]
+    assert all(text[s - 1] == "\n" and text[e : e + 1] in ("\n", "") for s, e in spans)  # on lines of their own
 
 
 def test_code_share_of_prose_and_code_heavy_pages(pg_docs: Path) -> None:

@@ -2,8 +2,10 @@
 
 Code blocks (``<pre>``, and ``<code>`` elements that stand as blocks) are marked in the parsed page with a
 pair of printable marker characters that the page does not contain, so that they come through trafilatura's
-extraction wherever their text does; the markers are then taken out of the text and become spans.  The text
-is NFC-normalised and its whitespace-only lines emptied outside the code blocks (``spans.normalize_whitespace``).
+extraction wherever their text does; the markers are then taken out of the text and become spans.  A block
+whose lines trafilatura folded into one (a ``<pre>`` inside ``<dd>``, ``<li>``, ``<td>``...) gets its own text
+back (``spans.restore_lines``).  The text is NFC-normalised and its whitespace-only lines emptied outside the code
+blocks (``spans.normalize_whitespace``).
 
 UTF-16/32 pages are decoded first and stray NUL bytes in UTF-8 pages dropped, rather than rejected as
 ``binary``; a page nested deeper than libxml2's limit (256 levels), whose text the parser throws away, is
@@ -21,7 +23,7 @@ import lxml.html
 import trafilatura
 
 from dataengine.extract.encoding import decode_wide, stray_nuls
-from dataengine.extract.spans import Span, normalize_whitespace, take_markers
+from dataengine.extract.spans import Span, normalize_whitespace, restore_lines, take_markers
 
 MAX_FILE_SIZE = trafilatura.settings.DEFAULT_CONFIG.getint("DEFAULT", "MAX_FILE_SIZE")  # what bare_extraction uses
 
@@ -68,7 +70,8 @@ def extract_page(raw: bytes, url: str) -> tuple[str | None, list[Span], str | No
     text = unicodedata.normalize("NFC", doc.text or "") if doc is not None else ""
     spans: list[Span] = []
     if marks is not None:
-        text, spans = take_markers(text, *marks)
+        text, spans = take_markers(text, *marks[0])
+        text, spans = restore_lines(text, spans, marks[1])
     if doc is None or not text.strip():
         return None, [], None, "too_deep" if too_deep(page) else "no_main_text"
     text, spans = normalize_whitespace(text, spans)
@@ -92,8 +95,9 @@ def decode_page(raw: bytes) -> tuple[bytes | str | None, str | None]:
     return None, "binary"
 
 
-def mark_code_blocks(tree: lxml.html.HtmlElement) -> tuple[str, str, str] | None:
-    """Put an open/close marker around the text of every code block of ``tree``; the markers, or None.
+def mark_code_blocks(tree: lxml.html.HtmlElement) -> tuple[tuple[str, str, str], list[str]] | None:
+    """Put an open/close marker around the text of every code block of ``tree``; the markers and the blocks'
+    texts as parsed (NFC, outer line breaks dropped: what trafilatura gives when it keeps a block's lines), or None.
 
     Blocks are outermost ``<pre>`` elements and ``<code>`` elements outside them that are the whole content of
     a block-level parent; inline ``<code>`` in a sentence is prose.  Empty lines
@@ -108,6 +112,7 @@ def mark_code_blocks(tree: lxml.html.HtmlElement) -> tuple[str, str, str] | None
         for el in tree.iter("pre", "code")
         if not any(a.tag in ("pre", "code") for a in el.iterancestors()) and (el.tag == "pre" or _code_block(el))
     ]
+    texts = [unicodedata.normalize("NFC", el.text_content()).strip("\n") for el in blocks]
     for el in blocks:
         for node in el.iter():
             node.text = EMPTY_LINE.sub("\n" + marks[2], node.text) if node.text else node.text
@@ -118,7 +123,7 @@ def mark_code_blocks(tree: lxml.html.HtmlElement) -> tuple[str, str, str] | None
             el[-1].tail = (el[-1].tail or "") + marks[1]
         else:
             el.text += marks[1]
-    return marks
+    return marks, texts
 
 
 def _code_block(el: lxml.html.HtmlElement) -> bool:
