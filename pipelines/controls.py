@@ -29,6 +29,7 @@ from dataengine.mix.plan import HeldOut, held_out_hash
 from dataengine.pipeline import Context, Stage
 from dataengine.schema import set_column
 from dataengine.tokenize import TokenizeStage
+from pipelines.placebo import retokenizing_stage
 
 
 def strip_code_comments(table: pa.Table, sources: list[str], held_out: HeldOut) -> pa.Table:
@@ -85,18 +86,10 @@ def count_stripped(docs: ray.data.Dataset, ctx: Context) -> ray.data.Dataset:
 
 def strip_comments_stages(sources: list[str]) -> list[Stage]:
     """The ``code-nocomments`` control as build stages for ``sources``."""
-    strip = Stage(
-        "strip_comments",
-        "map",
-        StripComments,
-        actors=True,
-        kwargs=lambda ctx: {
-            "sources": sources,
-            "held_out": ctx.objects["held_out_slice"],
-            "tokenizer_json": ctx.objects["tokenizer_json"],
-        },
-    )
-    return [strip, Stage("comments_removed", "global", count_stripped)]
+    return [
+        retokenizing_stage("strip_comments", StripComments, sources),
+        Stage("comments_removed", "global", count_stripped),
+    ]
 
 
 def reference_held_out(build: Path, fraction: float) -> HeldOut:

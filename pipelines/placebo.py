@@ -43,10 +43,16 @@ class ScrambleLines:
 
 def scramble_stage(sources: list[str]) -> Stage:
     """The placebo as a build stage for ``sources``."""
+    return retokenizing_stage("scramble_lines", ScrambleLines, sources)
+
+
+def retokenizing_stage(name: str, transform: type, sources: list[str]) -> Stage:
+    """A control's map stage: ``transform`` rewrites the training documents of ``sources`` outside the held-out
+    slice and tokenizes them again with the build's tokenizer."""
     return Stage(
-        "scramble_lines",
+        name,
         "map",
-        ScrambleLines,
+        transform,
         actors=True,
         kwargs=lambda ctx: {
             "sources": sources,

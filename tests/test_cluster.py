@@ -297,13 +297,6 @@ def run_build(cluster: Cluster, log: Path, *args: str) -> dict[str, set[str]]:
     return busy
 
 
-def can_unshare_mounts() -> bool:
-    """Mount namespaces need root (CAP_SYS_ADMIN): true on the project's machines and its CI."""
-    probe = ["unshare", "-m", "--propagation", "private", "true"]
-    return shutil.which("unshare") is not None and subprocess.run(probe, capture_output=True).returncode == 0
-
-
-@pytest.mark.skipif(not can_unshare_mounts(), reason="needs mount namespaces (unshare -m as root)")
 def test_cluster_without_a_shared_filesystem_builds_the_same_bytes(
     corpus: Path, s3: S3Server, cluster: Cluster, ray_local: None, tmp_path: Path
 ) -> None:

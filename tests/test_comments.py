@@ -89,8 +89,7 @@ def test_python_strings_that_are_not_docstrings_stay() -> None:
 
 def test_javascript_has_the_same_tokens_and_no_comment_for_acorn(debian: Path, tmp_path: Path) -> None:
     node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed")
+    assert node is not None, "node is needed to run acorn (Debian's nodejs, on every machine of this project)"
     nodejs = debian / "node-acorn/usr/share/nodejs"
     files = _files(nodejs, "acorn*/dist/*.js", 12) + _files(debian / "node-lodash/usr/share/nodejs", "lodash/*.js", 40)
     stripped = []
@@ -132,8 +131,7 @@ def test_c_family_code_is_what_gccs_preprocessor_leaves_with_no_comment_left(
 ) -> None:
     """gcc -fpreprocessed drops comments and nothing else; Go lexes as C but for its raw strings (left out here,
     tested on literals below)."""
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc is not installed")
+    assert shutil.which("gcc") is not None, "gcc is needed for its preprocessor (on every machine of this project)"
     files = [p for p in _files(debian / package, pattern, 40) if "`" not in p.read_text(encoding="utf-8")]
     assert len(files) >= 8
     removed = 0
