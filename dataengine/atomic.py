@@ -42,6 +42,10 @@ def write_atomic(path: str | Path, data: str | bytes) -> None:
         f.write(data)
 
 
+def json_document(data: Any) -> str:
+    """The project's JSON files: indented, non-ASCII kept as is, keys in the order given."""
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
 def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Indented JSON (non-ASCII kept as is), keys in the order given."""
-    write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    write_atomic(path, json_document(data))

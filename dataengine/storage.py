@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -22,7 +21,7 @@ from typing import IO, Any
 import pyarrow as pa
 import pyarrow.fs as pafs
 
-from dataengine.atomic import atomic_open
+from dataengine.atomic import atomic_open, json_document
 
 Target = str | Path
 BUCKET_SCHEMES = ("s3", "gs", "gcs")
@@ -145,8 +144,7 @@ def write_text(target: Target, text: str) -> None:
 
 
 def write_json(target: Target, data: Any) -> None:
-    """Indented JSON (non-ASCII kept as is), keys in the order given."""
-    write_text(target, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    write_text(target, json_document(data))
 
 
 def remove(target: Target) -> None:
