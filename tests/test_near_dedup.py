@@ -22,8 +22,8 @@ from dataengine.dedup.components import connected_components, local_components
 from dataengine.dedup.labelled import EDITS, LabelledPair, accuracy, labelled_pairs, ref_shingles
 from dataengine.dedup.lines import STAGE as LINE_STAGE
 from dataengine.dedup.lines import line_dedup, pairs_in
-from dataengine.dedup.lsh import find_near_duplicates
-from dataengine.dedup.minhash import CHAR_MULT, NGRAM_WEIGHTS, permutations, signatures
+from dataengine.dedup.lsh import band_buckets, find_near_duplicates, sig_matrix
+from dataengine.dedup.minhash import CHAR_MULT, NGRAM_WEIGHTS, estimated_jaccard, permutations, signatures
 from dataengine.dedup.near import near_dedup, signature_rows
 from dataengine.schema import CODE_SPANS, doc_row, rows_to_table
 from tests.corpus import LICENSES, STDLIB, ZH_SENTENCES
@@ -193,6 +193,41 @@ def test_same_duplicates_whatever_the_blocks_and_row_order(labelled: tuple) -> N
     _, rows, dups = labelled
     flat = [r for pair in rows for r in pair]
     assert _duplicates(flat, NearDedupConfig(), blocks=1) == dups  # the fixture's rows were shuffled into 7 blocks
+
+
+def reference_near_duplicates(rows: list[dict], cfg: NearDedupConfig) -> dict[str, tuple[str, float]]:
+    """In memory: the same signatures and bands, each bucket's members paired with its smallest id, pairs verified
+    at the threshold, union-find components, the smallest id of each kept: ``{id: (kept, jaccard)}``."""
+    table = signature_rows(rows_to_table(rows), cfg, DOMAINS)
+    ids, sigs = table["id"].to_pylist(), sig_matrix(table["sig"], cfg.num_perm)
+    sig_of = dict(zip(ids, sigs, strict=True))
+    buckets: dict[int, list[str]] = {}
+    for doc, row in zip(ids, band_buckets(sigs, table["source"].to_pylist(), cfg), strict=True):
+        for bucket in row.tolist():
+            buckets.setdefault(bucket, []).append(doc)
+    parent = {doc: doc for doc in ids}
+
+    def root(doc: str) -> str:
+        while parent[doc] != doc:
+            doc = parent[doc]
+        return doc
+
+    for members in buckets.values():
+        smallest = min(members)
+        for doc in members:
+            if doc != smallest and estimated_jaccard(sig_of[doc], sig_of[smallest]) >= cfg.threshold:
+                low, high = sorted((root(doc), root(smallest)))
+                parent[high] = low
+    kept = {doc: root(doc) for doc in ids}
+    return {d: (k, float(estimated_jaccard(sig_of[d], sig_of[k]))) for d, k in kept.items() if d != k}
+
+
+def test_near_duplicates_equal_an_in_memory_reference(labelled: tuple) -> None:
+    _, rows, dups = labelled
+    expected = reference_near_duplicates([r for pair in rows for r in pair], NearDedupConfig())
+    assert len(expected) > 100
+    assert {d: k for d, (k, _) in dups.items()} == {d: k for d, (k, _) in expected.items()}
+    assert all(abs(dups[d][1] - jac) < 1e-6 for d, (_, jac) in expected.items())
 
 
 # -- the stage as the build runs it --------------------------------------------------------------------------
