@@ -3,7 +3,8 @@
 ``tests/test_filters.py`` compares each rule of ``rules_zh``, ``rules_code`` and ``rules_text`` with these on
 documents just inside and just outside every threshold and on real pages; ``bench filters`` times them as the
 "before" of the Chinese and code chains.  Each is the library's code as it was (character loops, ``Counter``,
-datatrove's ``GopherRepetitionFilter`` with a character word tokenizer).
+datatrove's ``GopherRepetitionFilter`` with a character word tokenizer), one document per call: ``batched =
+False`` keeps the quality stage from calling the batch methods they inherit.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class CodeLinesReference(CodeLines):
 
 
 class OpenccT2SReference(OpenccT2S):
+    batched = False
+
     def edit(self, text: str) -> tuple[str, dict[str, Any]]:
         converted = self.converter.convert(text)
         cjk = len(CJK.findall(text))
@@ -73,6 +76,8 @@ def char_class(c: str) -> str:
 
 
 class ZhQualityReference(ZhQuality):
+    batched = False
+
     def __call__(self, text: str) -> str | None:
         chars = SPACE.sub("", text)
         if self.min_chars is not None and len(chars) < self.min_chars:
@@ -124,6 +129,8 @@ def repeated_ngram_share_reference(text: str, n: int) -> float:
 
 
 class ZhRepetitionReference(ZhRepetition):
+    batched = False
+
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self.filter = GopherRepetitionFilter(

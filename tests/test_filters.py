@@ -24,18 +24,19 @@ from dataengine.filters.rules_code import CodeFiles, CodeLines
 from dataengine.filters.rules_en import C4Quality, FineWebQuality, GopherQuality, GopherRepetition
 from dataengine.filters.rules_text import CjkRatio, DatatroveC4Quality, MinLength
 from dataengine.filters.rules_zh import (
-    CharSplit,
+    WORD,
     OpenccT2S,
+    WordGrams,
     ZhBoilerplate,
     ZhQuality,
     ZhRepetition,
-    repeated_ngram_share,
+    repeated_ngram_shares,
 )
 from dataengine.filters.text_split import TextSplit, english_words
 from dataengine.schema import doc_row, rows_to_table
 from dataengine.sources.sample import debian_dir, ensure_packages
 from tests.corpus import LICENSES, ZH_SENTENCES
-from tests.rules_reference import REFERENCES
+from tests.rules_reference import REFERENCES, repeated_ngram_share_reference
 
 ZH_PAGES = {
     "tw": "debian-reference-zh-tw/usr/share/debian-reference/ch01.zh-tw.html",
@@ -439,9 +440,10 @@ def test_zh_repetition_lines_and_ngrams() -> None:
 
 def test_evalweb_repeated_ngram_share() -> None:
     unique = "".join(ZH_SENTENCES)
-    assert repeated_ngram_share(unique, 13) == 0.0
     half = unique[:300] + unique[:300]
-    assert repeated_ngram_share(half, 13) > 0.5
+    shares = repeated_ngram_shares([unique, half, unique, "", "中" * 12], 13)  # each text counted alone
+    assert shares == [repeated_ngram_share_reference(t, 13) for t in (unique, half, unique, "", "中" * 12)]
+    assert shares[0] == 0.0 and shares[1] > 0.5
     rule = ZhRepetition(dup_line_frac=None, dup_para_frac=None, dup_line_char_frac=None, dup_para_char_frac=None,
                         top_n_grams=[], dup_n_grams=[])  # fmt: skip
     assert rule(unique) is None
@@ -518,18 +520,40 @@ def test_vectorised_rule_decides_as_its_per_document_reference(name, params, mak
     decisions = [rule(make(k)) for k in ks]
     assert decisions == [reference(make(k)) for k in ks]
     assert set(decisions) == {None, reason}  # the steps cross the threshold: documents just inside and just outside
+    if getattr(rule, "batched", False):  # the whole sweep as one batch, between texts of the other sweeps
+        texts = [text for k in ks for text in (make(k), BODY[: k % 7], AD * (k % 3))]
+        assert rule.judge_texts(texts) == [reference(text) for text in texts]
+
+
+def test_batched_chinese_rules_decide_each_text_as_alone() -> None:
+    """Every sweep's documents in one batch (thresholds crossed in different rules side by side)."""
+    texts = [make(k) for name, _, make, ks, _ in SWEEPS if name.startswith("zh_") for k in ks] + ["", " \n", "中"]
+    for name in ("zh_quality", "zh_repetition"):
+        rule, reference = FILTERS[name](), REFERENCES[name]()
+        decisions = rule.judge_texts(texts)
+        assert decisions == [reference(text) for text in texts] == [rule(text) for text in texts], name
+        assert len(set(decisions)) > 3, name
+    assert ZhQuality().judge_texts([]) == ZhRepetition().judge_texts([]) == []
 
 
 def test_joined_alike_ngrams_take_datatroves_walk() -> None:
     text = "，".join(["ab c d e f", "a bc d e f"] * 5)
-    assert not CharSplit(text, 10).joined_distinct(5) and CharSplit(BODY, 10).joined_distinct(5)
+    grams = WordGrams([WORD.findall(t) for t in (BODY, text, BODY + "ab", "abc")])
+    assert grams.joined_distinct(5).tolist() == [True, False, True, True]
 
 
 def test_opencc_counts_changed_characters_as_before() -> None:
     rule, reference = OpenccT2S(), REFERENCES["opencc_t2s"]()
     texts = ["當" * k + "当" * (100 - k) + "a𠀀" for k in range(5)] + ["後" + "中" * 99, "", "abc"]
-    assert [rule.edit(t) for t in texts] == [reference.edit(t) for t in texts]
+    assert [rule.edit(t) for t in texts] == [reference.edit(t) for t in texts] == rule.edit_texts(texts)
     assert {rule.edit(t)[1]["zh_script"] for t in texts} == {"Hans", "Hant"}
+    # a text holding the batch separator is converted alone; a phrase of another length (tw2sp) counts whole
+    odd = ["當\ue000後", *texts]
+    assert rule.edit_texts(odd) == [reference.edit(t) for t in odd]
+    phrases, phrases_ref = OpenccT2S("tw2sp"), REFERENCES["opencc_t2s"]("tw2sp")
+    words = ["記憶體" * 3 + "中" * 50, "當" * 10, "識別符號", "中文"]
+    assert phrases.edit_texts(words) == [phrases_ref.edit(t) for t in words]
+    assert len(phrases.edit(words[0])[0]) != len(words[0])
 
 
 def test_vectorised_rules_decide_as_before_on_real_pages_and_files(zh_pages: dict[str, str], debian: Path) -> None:
@@ -537,9 +561,34 @@ def test_vectorised_rules_decide_as_before_on_real_pages_and_files(zh_pages: dic
     for name, reference in REFERENCES.items():
         rule, ref = FILTERS[name](), reference()
         if name == "opencc_t2s":
-            assert [rule.edit(t) for t in texts] == [ref.edit(t) for t in texts]
+            assert [rule.edit(t) for t in texts] == [ref.edit(t) for t in texts] == rule.edit_texts(texts)
         else:
-            assert [rule(t) for t in texts] == [ref(t) for t in texts], name
+            expected = [ref(t) for t in texts]
+            assert [rule(t) for t in texts] == expected, name
+            if getattr(rule, "batched", False):
+                assert rule.judge_texts(texts) == expected, name
+
+
+def test_stage_batch_equals_the_per_document_chain_on_real_chinese_pages(zh_pages: dict[str, str]) -> None:
+    """The default Chinese chain in one batch (pages, their halves and repeats) decides, edits and tags as the
+    per-document reference rules called one document at a time do."""
+    sources = [SourceConfig(name="zh", kind="jsonl", paths=[], lang="zh")]
+    filters = [f for f in PipelineConfig().filters if "zh" in f.domains]
+    pages = list(zh_pages.values())
+    texts = pages + [p[: len(p) // 2] for p in pages] + [p[:400] * 3 for p in pages] + [p[:150] for p in pages]
+    table = rows_to_table([doc_row(source="zh", kind="text", url=str(i), text=t) for i, t in enumerate(texts)])
+    batched, previous = QualityStage(filters, sources), QualityStage(filters, sources)
+    params = {spec.name: spec.params for spec in filters}
+    previous.chains = {
+        source: [
+            (name, REFERENCES[name](**params[name]) if name in REFERENCES else rule, how) for name, rule, how in chain
+        ]
+        for source, chain in previous.chains.items()
+    }
+    ours, theirs = batched(table), previous(table)
+    for column in ("reject", "text", "meta"):
+        assert ours[column].to_pylist() == theirs[column].to_pylist(), column
+    assert None in ours["reject"].to_pylist() and len(set(ours["reject"].to_pylist())) > 2
 
 
 # --- code ----------------------------------------------------------------------------------------------

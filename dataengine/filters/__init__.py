@@ -12,7 +12,13 @@ extend it without changing plain rules:
 - a rule with ``edits_text = True`` is a text transform: ``rule.edit(text) -> (text, meta fields)``; the
   stage keeps the new text and merges the fields into ``meta`` (Chinese script normalisation, boilerplate
   line removal).  It never rejects; rules after it in the chain see the edited text.  The document's code
-  spans are moved through the edit (``code_aware.text_edits``), so they still cover its code blocks.
+  spans are moved through the edit (``code_aware.text_edits``), so they still cover its code blocks;
+- a text rule or an edit with ``batched = True`` also judges (edits) a whole batch at once:
+  ``rule.judge_texts(texts) -> reasons`` (``rule.edit_texts(texts) -> [(text, meta fields)]``), each entry what
+  the per-document call gives for that text: the Chinese chain counts a batch in a few numpy calls.
+
+The stage runs a chain rule by rule over a batch's documents still kept (each document stops at its first
+failing rule, as if judged alone), so a batched rule is called once per batch and view.
 
 With ``code_page_share`` set (``pipeline.code_aware``), the rules of web sources judge views of the text
 (``code_aware``): the prose with the code blocks masked out, or, on a page whose ``code_share`` is above it,
@@ -24,8 +30,9 @@ The stage runs in a Ray Data actor pool so rules with a model or a tokenizer loa
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 
@@ -44,6 +51,17 @@ from dataengine.schema import reject_rows, set_column
 Rule = Callable[..., str | None]
 Chain = list[tuple[str, Any, str]]
 View = Callable[[str, list[Span]], str]
+Verdict = tuple[str | None, str, str | None, list[Span]]  # (reason, text, meta, spans) of one document
+
+
+class Doc(NamedTuple):
+    """What the rules of a chain read of one document."""
+
+    text: str
+    spans: list[Span]
+    url: str | None
+    meta: str | None
+
 
 FILTERS: dict[str, Callable[..., Any]] = {
     "min_length": MinLength,
@@ -95,6 +113,9 @@ def whole_text(text: str, spans: list[Span]) -> str:
     return text
 
 
+VIEWS: dict[str, View] = {"whole": whole_text, "prose": prose_view, "code": code_view}
+
+
 class QualityStage:
     """Ray Data callable class: rejects rows with ``<filter name>:<reason>`` from the first rule that fails.
 
@@ -135,30 +156,31 @@ class QualityStage:
         metas = table["meta"].to_pylist()
         spans = spans_of(table["code_spans"])
         shares = table["code_share"].to_pylist()
-        reasons: list[str | None] = []
-        details: list[str | None] = []
-        changes: list[dict[str, str] | None] = []
-        edited = False
+        details: list[str | None] = [None] * len(texts)
+        views: dict[tuple[str, str], list[int]] = defaultdict(list)  # (source, view) -> its rows
         for i, (source, prev) in enumerate(zip(sources, done, strict=True)):
-            reason = detail = change = None
             if prev is None:
-                chain, view = self.chains[source], whole_text
+                view = "whole"
                 if source in self.code_chains and spans[i]:
-                    chain, view = self.chains[source], prose_view
+                    view = "prose"
                     if shares[i] > self.code_page_share:
-                        chain, view = self.code_chains[source], code_view
-                        detail = f"code page: code_share {shares[i]:.2f} > {self.code_page_share}, code rules"
-                reason, text, meta, new_spans = self.judge(chain, texts[i], spans[i], urls[i], metas[i], view)
-                if view is not whole_text:
-                    blind = self.judge(self.chains[source], texts[i], spans[i], urls[i], metas[i], whole_text)[0]
-                    if blind != reason:
-                        seen = "code" if view is code_view else "prose"
-                        change = {"code_blind": blind or KEPT, "code_aware": reason or KEPT, "view": seen}
+                        view = "code"
+                        details[i] = f"code page: code_share {shares[i]:.2f} > {self.code_page_share}, code rules"
+                views[source, view].append(i)
+        reasons: list[str | None] = [None] * len(texts)
+        changes: list[dict[str, str] | None] = [None] * len(texts)
+        edited = False
+        for (source, view), rows in views.items():
+            docs = [Doc(texts[i], spans[i], urls[i], metas[i]) for i in rows]
+            chain = self.code_chains[source] if view == "code" else self.chains[source]
+            verdicts = self.judge_all(chain, docs, VIEWS[view])
+            blind = self.judge_all(self.chains[source], docs) if view != "whole" else verdicts
+            for i, (reason, text, meta, new_spans), other in zip(rows, verdicts, blind, strict=True):
+                reasons[i] = reason
+                if other[0] != reason:
+                    changes[i] = {"code_blind": other[0] or KEPT, "code_aware": reason or KEPT, "view": view}
                 if text != texts[i] or meta != metas[i]:
                     texts[i], metas[i], spans[i], edited = text, meta, new_spans, True
-            reasons.append(reason)
-            details.append(detail if reason else None)
-            changes.append(change)
         if edited:
             table = set_column(table, "text", pa.array(texts, pa.string()))
             table = set_column(table, "meta", pa.array(metas, pa.string()))
@@ -167,43 +189,63 @@ class QualityStage:
             table = set_column(table, "code_share", pa.array(new_shares, pa.float32()))
         if self.code_page_share is not None:
             table = set_column(table, CODE_AWARE_CHANGE, pa.array(changes, CHANGE_TYPE))
+        details = [detail if reason else None for reason, detail in zip(reasons, details, strict=True)]
         return reject_rows(table, reasons, details)
 
     @staticmethod
-    def judge(
-        chain: Chain, text: str, spans: list[Span], url: str | None, meta_json: str | None, view: View = whole_text
-    ) -> tuple[str | None, str, str | None, list[Span]]:
-        """``(reason, text, meta, spans)`` for one document: the first failing rule's reason, after the edits
-        before it; each judging rule sees ``view`` of the text (the whole text, its prose or its code)."""
-        meta: dict[str, Any] | None = None
-        split: TextSplit | None = None
-        updates: dict[str, Any] = {}
-        reason = None
-        seen: str | None = None  # ``view`` of the current text, made once per document (and again after an edit)
+    def judge_all(chain: Chain, docs: list[Doc], view: View = whole_text) -> list[Verdict]:
+        """``(reason, text, meta, spans)`` per document: its first failing rule's reason, after the edits before it;
+        each judging rule sees ``view`` of the text (the whole text, its prose or its code).  The chain runs rule by
+        rule over the documents still kept, so a ``batched`` rule is called once for all of them."""
+        texts, spans = [doc.text for doc in docs], [doc.spans for doc in docs]
+        seen: list[str | None] = [None] * len(docs)  # ``view`` of the current text, made again after an edit
+        reasons: list[str | None] = [None] * len(docs)
+        updates: list[dict[str, Any]] = [{} for _ in docs]
+        metas: list[dict[str, Any] | None] = [None] * len(docs)
+        splits: list[TextSplit | None] = [None] * len(docs)
+        kept = list(range(len(docs)))
         for name, rule, how in chain:
-            if how == "edit":
-                edited, fields = rule.edit(text)
-                spans = remap(spans, text_edits(text, edited)) if spans else spans
-                text, seen = edited, None
-                updates.update(fields)
-                continue
-            seen = view(text, spans) if seen is None else seen
-            if how == "text":
-                failed = rule(seen)
-            elif how == "split":
-                if split is None or split.text is not seen:  # one split per document (after any edit)
-                    split = TextSplit(seen)
-                failed = rule.judge(split)
-            elif how == "path":
-                meta = meta if meta is not None else json.loads(meta_json or "{}")
-                failed = rule(seen, doc_path(meta, url))
-            else:
-                meta = meta if meta is not None else json.loads(meta_json or "{}")
-                failed = rule(seen, meta)
-            if failed:
-                reason = f"{name}:{failed}"
+            if not kept:
                 break
-        if updates:
-            meta = meta if meta is not None else json.loads(meta_json or "{}")
-            meta_json = json.dumps({**meta, **updates}, ensure_ascii=False, sort_keys=True)
-        return reason, text, meta_json, spans
+            batched = getattr(rule, "batched", False)
+            if how == "edit":
+                olds = [texts[i] for i in kept]
+                results = rule.edit_texts(olds) if batched else [rule.edit(text) for text in olds]
+                for i, old, (new, fields) in zip(kept, olds, results, strict=True):
+                    spans[i] = remap(spans[i], text_edits(old, new)) if spans[i] else spans[i]
+                    texts[i], seen[i] = new, None
+                    updates[i].update(fields)
+                continue
+            for i in kept:
+                seen[i] = view(texts[i], spans[i]) if seen[i] is None else seen[i]
+            if how == "text" and batched:
+                failed = rule.judge_texts([seen[i] for i in kept])
+            else:
+                failed = [judge_one(rule, how, seen[i], docs[i], metas, splits, i) for i in kept]
+            for i, reason in zip(kept, failed, strict=True):
+                reasons[i] = f"{name}:{reason}" if reason else None
+            kept = [i for i in kept if reasons[i] is None]
+        verdicts = []
+        for i, doc in enumerate(docs):
+            meta_json = doc.meta
+            if updates[i]:
+                meta = metas[i] if metas[i] is not None else json.loads(meta_json or "{}")
+                meta_json = json.dumps({**meta, **updates[i]}, ensure_ascii=False, sort_keys=True)
+            verdicts.append((reasons[i], texts[i], meta_json, spans[i]))
+        return verdicts
+
+
+def judge_one(
+    rule: Any, how: str, seen: str, doc: Doc, metas: list[dict[str, Any] | None], splits: list[TextSplit | None], i: int
+) -> str | None:
+    """One document's verdict from a per-document rule; ``metas`` and ``splits`` hold each document's parsed meta
+    and :class:`TextSplit`, made once per document (a split again after an edit) and shared by its rules."""
+    if how == "text":
+        return rule(seen)
+    if how == "split":
+        if splits[i] is None or splits[i].text is not seen:
+            splits[i] = TextSplit(seen)
+        return rule.judge(splits[i])
+    if metas[i] is None:
+        metas[i] = json.loads(doc.meta or "{}")
+    return rule(seen, doc_path(metas[i], doc.url)) if how == "path" else rule(seen, metas[i])

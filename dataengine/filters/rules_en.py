@@ -149,32 +149,41 @@ def top_ngram_chars(split: TextSplit, n: int) -> int:
 
 
 def repeated_ngram_chars(split: TextSplit, n: int) -> int:
-    """Characters of repeated word n-grams as datatrove's ``find_all_duplicate`` counts them.
-
-    datatrove walks the words: an n-gram seen before counts its characters (words joined without spaces) and
-    jumps n words ahead, unseen ones are remembered.  Only positions whose n-gram occurred earlier can count,
-    so the walk visits just those: such a position counts if it is not inside a jump and an earlier occurrence
-    of its n-gram was remembered (the first occurrence, unless a jump passed over it, or a later one visited).
-    """
+    """Characters of repeated word n-grams as datatrove's ``find_all_duplicate`` counts them (:func:`walk_repeats`)."""
     grams = split.ngrams(n)
     if len(grams.at) == 0 or grams.counts.max() == 1:
         return 0
     first_at = grams.first[grams.at]
     repeats = np.flatnonzero(first_at < np.arange(len(grams.at)))
-    chars = split.ngram_chars(n, 0)
-    jumped = bytearray(len(grams.at) + n)
+    counted = walk_repeats(repeats, grams.at[repeats], first_at[repeats], n)
+    return int(split.ngram_chars(n, 0)[counted].sum())
+
+
+def walk_repeats(repeats: np.ndarray, grams: np.ndarray, firsts: np.ndarray, n: int) -> list[int]:
+    """The positions among ``repeats`` (ascending; n-gram ``grams``, first seen at ``firsts``) that datatrove's
+    ``find_all_duplicate`` counts.
+
+    datatrove walks the words: an n-gram seen before counts its characters (words joined without spaces) and
+    jumps n words ahead, unseen ones are remembered.  Only positions whose n-gram occurred earlier can count,
+    so the walk visits just those: such a position counts if it is not inside a jump and an earlier occurrence
+    of its n-gram was remembered (the first occurrence, unless a jump passed over it, or a later one visited).
+    Positions of several documents walk together when gram ids differ between documents (a jump never leaves
+    its document).
+    """
+    jumped = bytearray(int(repeats[-1]) + n + 1 if len(repeats) else 0)
     remembered: set[int] = set()
-    total, free = 0, 0
-    for i, gram, at in zip(repeats.tolist(), grams.at[repeats].tolist(), first_at[repeats].tolist(), strict=True):
+    counted: list[int] = []
+    free = 0
+    for i, gram, at in zip(repeats.tolist(), grams.tolist(), firsts.tolist(), strict=True):
         if i < free:
             continue
         if not jumped[at] or gram in remembered:
-            total += int(chars[i])
+            counted.append(i)
             jumped[i + 1 : i + n] = b"\x01" * (n - 1)
             free = i + n
         else:
             remembered.add(gram)
-    return total
+    return counted
 
 
 class C4Quality(SplitRule):

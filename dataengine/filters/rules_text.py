@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -66,6 +67,21 @@ def char_flags(cps: np.ndarray) -> np.ndarray:
 def count_flag(flags: np.ndarray, flag: int) -> int:
     """How many characters carry ``flag``."""
     return int(np.count_nonzero(flags & flag))
+
+
+def text_bounds(texts: Sequence[str], sep: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(starts, ends)`` of each text in the texts joined with ``sep`` characters between them, so that a whole
+    batch is read as one code point array (:func:`code_points`) and counted per text (:func:`segment_sums`)."""
+    lengths = np.fromiter(map(len, texts), np.int64, len(texts))
+    ends = np.cumsum(lengths + sep) - sep
+    return ends - lengths, ends
+
+
+def segment_sums(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Per segment ``[start, end)`` the sum of ``values`` (int64): one cumulative sum for every text of a batch,
+    where a loop over the texts would cost a numpy call per text."""
+    total = np.concatenate(([0], np.cumsum(values, dtype=np.int64)))
+    return total[ends] - total[starts]
 
 
 class MinLength:

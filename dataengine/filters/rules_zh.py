@@ -9,9 +9,12 @@
 - ``zh_repetition``: Gopher's duplicate lines/paragraphs (datatrove's rules, FineWeb-2 ``cmn_Hani``
   thresholds), Gopher n-gram rules on characters, and EvalWeb's repeated 13-character n-grams.
 
-Counting runs in numpy: characters are classed through ``rules_text``'s code point table, n-grams are dense ids
-(equal ids, equal n-grams; no hashing), and the Gopher n-gram rules are ``rules_en``'s, which decide as
-datatrove's filter does (tests compare each rule with datatrove's per-document code at every threshold).
+Each rule judges a whole batch at once (``batched``: ``edit_texts``/``judge_texts``; one text is a batch of one),
+so the quality stage makes a few numpy calls per batch, not per document: the batch's texts are one code point
+array classed through ``rules_text``'s table and counted per text (``segment_sums``), OpenCC converts the batch in
+one call, and n-grams are dense ids over every document's tokens together (equal ids, equal n-grams; no hashing).
+The rules decide as datatrove's filter does, document by document (tests compare each rule with the per-document
+code in ``tests/rules_reference.py`` at every threshold, one document and a batch at a time).
 """
 
 from __future__ import annotations
@@ -19,18 +22,33 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from functools import cached_property
+from itertools import chain
 from typing import Any
 
 import numpy as np
 import opencc
+import pyarrow as pa
+import pyarrow.compute as pc
 from datatrove.pipeline.filters.gopher_repetition_filter import find_all_duplicate, find_duplicates
 
-from dataengine.filters.rules_en import LINES, PARAGRAPHS, repeated_ngram_chars, top_ngram_chars
-from dataengine.filters.rules_text import ALNUM, CJK_CHAR, PUNCT, SPACE, char_flags, code_points, count_flag
-from dataengine.filters.text_split import NGrams, TextSplit
+from dataengine.filters.rules_en import LINES, PARAGRAPHS, walk_repeats
+from dataengine.filters.rules_text import (
+    ALNUM,
+    CJK_CHAR,
+    PUNCT,
+    SPACE,
+    char_flags,
+    code_points,
+    segment_sums,
+    text_bounds,
+)
 
 # Sentence-final punctuation, full-width and ASCII (FineWeb-2 counts lines ending with one of these).
 TERMINAL = tuple('。！？；…!?.;」』”"）)')
+TERMINAL_CPS = np.array([ord(c) for c in TERMINAL], np.uint32)
+NEWLINE = ord("\n")
+# Between the texts of a batch converted in one OpenCC call: a private-use character no dictionary phrase holds.
+SEPARATOR = "\ue000"
 WHITESPACE = re.compile(r"\s+")
 # Chinese "words" for the Gopher n-gram rules: each CJK character one, a run of letters/digits starting elsewhere one
 WORD = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef]|[^\W_]+")
@@ -51,25 +69,47 @@ class OpenccT2S:
 
     A document counts as Traditional when conversion changes at least ``min_changed`` of its CJK
     characters: Simplified text has a few characters OpenCC rewrites too (variants), Traditional text has
-    a fifth or more.
+    a fifth or more.  A batch is converted in one OpenCC call, its texts joined by ``SEPARATOR``.
     """
 
     edits_text = True
+    batched = True
 
     def __init__(self, config: str = "t2s", min_changed: float = 0.02) -> None:
         self.converter = opencc.OpenCC(config)
         self.min_changed = min_changed
 
     def edit(self, text: str) -> tuple[str, dict[str, Any]]:
-        converted = self.converter.convert(text)
-        cps = code_points(text)
-        cjk = count_flag(char_flags(cps), CJK_CHAR)
-        if len(converted) == len(text):
-            changed = int(np.count_nonzero(cps != code_points(converted)))
-        else:  # a phrase of another length: count the whole difference
-            changed = max(len(text), len(converted))
-        script = "Hant" if cjk and changed / cjk >= self.min_changed else "Hans"
-        return converted, {"zh_script": script}
+        return self.edit_texts([text])[0]
+
+    def edit_texts(self, texts: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+        """Each text converted, with its script; counts run over the batch's code points at once."""
+        converted = self.convert(texts)
+        joined = "".join(texts)
+        starts, ends = text_bounds(texts)
+        cps = code_points(joined)
+        cjk = segment_sums(char_flags(cps) & CJK_CHAR != 0, starts, ends).tolist()
+        if all(len(a) == len(b) for a, b in zip(texts, converted, strict=True)):
+            changed = segment_sums(cps != code_points("".join(converted)), starts, ends).tolist()
+        else:  # a phrase of another length: count that document's whole difference
+            changed = [
+                int(np.count_nonzero(code_points(a) != code_points(b))) if len(a) == len(b) else max(len(a), len(b))
+                for a, b in zip(texts, converted, strict=True)
+            ]
+        return [
+            (text, {"zh_script": "Hant" if c and k / c >= self.min_changed else "Hans"})
+            for text, c, k in zip(converted, cjk, changed, strict=True)
+        ]
+
+    def convert(self, texts: Sequence[str]) -> list[str]:
+        """The texts converted in one call: OpenCC matches phrases of its dictionaries, none of which holds the
+        separator, so no phrase spans two texts; a text holding the separator itself is converted alone."""
+        joined = SEPARATOR.join(texts)
+        if joined.count(SEPARATOR) == len(texts) - 1:
+            parts = self.converter.convert(joined).split(SEPARATOR)
+            if len(parts) == len(texts):
+                return parts
+        return [self.converter.convert(text) for text in texts]
 
 
 def is_boilerplate(line: str, max_chars: int) -> bool:
@@ -107,6 +147,8 @@ class ZhQuality:
     ``max_punct_ratio`` and ``max_symbol_ratio`` bound punctuation soup and markup/emoji/box-drawing noise.
     """
 
+    batched = True
+
     def __init__(
         self,
         min_chars: int | None = 200,
@@ -124,125 +166,208 @@ class ZhQuality:
         self.min_line_punct_ratio = min_line_punct_ratio
 
     def __call__(self, text: str) -> str | None:
-        flags = char_flags(code_points(text))
-        flags = flags[(flags & SPACE) == 0]
-        chars = len(flags)
+        return self.judge_texts([text])[0]
+
+    def judge_texts(self, texts: Sequence[str]) -> list[str | None]:
+        """Each text's first failing rule; the batch's characters are classed and counted at once."""
+        return [self.decide(*counts) for counts in zip(*char_counts(texts), strict=True)]
+
+    def decide(self, chars: int, cjk: int, alnum: int, punct: int, lines: int, ended: int) -> str | None:
+        """The first failing rule of one text, from its counts (rules in their order, as datatrove would)."""
         if self.min_chars is not None and chars < self.min_chars:
             return "too_short"
         if not chars:
             return "too_short"
-        cjk, alnum, punct = char_classes(flags)
         if self.min_cjk_ratio is not None and cjk / chars < self.min_cjk_ratio:
             return "low_cjk_ratio"
         if self.max_punct_ratio is not None and punct / chars > self.max_punct_ratio:
             return "punct_ratio"
         if self.max_symbol_ratio is not None and (chars - cjk - alnum - punct) / chars > self.max_symbol_ratio:
             return "symbol_ratio"
-        lines = [line for line in map(str.strip, text.split("\n")) if line]
-        if self.min_avg_line_chars is not None and chars / len(lines) < self.min_avg_line_chars:
+        if self.min_avg_line_chars is not None and chars / lines < self.min_avg_line_chars:
             return "short_lines"
-        ended = sum(line.endswith(TERMINAL) for line in lines) / len(lines)
-        if self.min_line_punct_ratio is not None and ended < self.min_line_punct_ratio:
+        if self.min_line_punct_ratio is not None and ended / lines < self.min_line_punct_ratio:
             return "line_punct_ratio"
         return None
 
 
-def char_classes(flags: np.ndarray) -> tuple[int, int, int]:
-    """``(cjk, alnum, punct)`` counts of non-space characters' flags, each character in its first class of
-    CJK, alphanumeric, punctuation (the rest are symbols)."""
-    cjk = count_flag(flags, CJK_CHAR)
-    alnum = int(np.count_nonzero((flags & (CJK_CHAR | ALNUM)) == ALNUM))
-    punct = int(np.count_nonzero((flags & (CJK_CHAR | ALNUM | PUNCT)) == PUNCT))
-    return cjk, alnum, punct
+def char_counts(texts: Sequence[str]) -> tuple[list[int], ...]:
+    """Per text: non-space characters, then CJK, alphanumeric and punctuation ones (each character in its first
+    class; the rest are symbols), its non-blank lines and those ending in ``TERMINAL`` once stripped.
+
+    The texts are read joined by newlines, so a line never runs from one text into the next; a line is non-blank
+    when it has a non-space character, and it ends where its last one is (``str.strip`` strips ``isspace``)."""
+    starts, ends = text_bounds(texts, sep=1)
+    cps = code_points("\n".join(texts))
+    flags = char_flags(cps)
+    solid = (flags & SPACE) == 0
+    at = np.flatnonzero(solid)
+    line = np.cumsum(cps == NEWLINE)[at]
+    last = np.zeros(len(cps), bool)
+    last[at[np.diff(line, append=line[-1:] + 1) != 0]] = True  # the next non-space character is on another line
+    counted = (
+        solid,
+        (flags & CJK_CHAR) != 0,
+        (flags & (CJK_CHAR | ALNUM)) == ALNUM,
+        (flags & (CJK_CHAR | ALNUM | PUNCT)) == PUNCT,
+        last,
+        last & np.isin(cps, TERMINAL_CPS),
+    )
+    return tuple(segment_sums(values, starts, ends).tolist() for values in counted)
 
 
-def sorted_windows(values: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(order, shared)``: positions sorted by the ``width`` values starting at each (past the end reads -1, below
-    every value), and for each neighbour pair in that order how many leading values they share.  Positions whose
-    first n values are equal are then neighbours: one sort serves every n up to ``width``."""
-    padded = np.concatenate((values.astype(np.int64), np.full(width, -1, np.int64)))
-    rows = np.lib.stride_tricks.sliding_window_view(padded, width)[: len(values)]
-    order = np.lexsort(rows.T[::-1])
-    rows = rows[order]
-    return order, np.cumprod(rows[1:] == rows[:-1], axis=1).sum(axis=1)
+class Grams:
+    """The n-grams of many documents' token streams at once, as dense ids of the n-grams that repeat.
+
+    Tokens are numbered per document first (a token of two documents has two ids), so an n-gram id never spans
+    documents and counts are per document.  An n-gram occurring twice needs its first a tokens and the b after
+    them to occur twice too: n-grams are built from shorter ones (n = a + b, a the largest power of two below
+    n) on the positions where both repeat, so each n costs one sort of the positions still repeating.
+    """
+
+    def __init__(self, tokens: np.ndarray, lengths: np.ndarray) -> None:
+        self.lengths = lengths
+        self.ends = np.cumsum(lengths)
+        self.starts = self.ends - lengths
+        self.doc = np.repeat(np.arange(len(lengths)), lengths)
+        # tokens from each position to its document's end: an n-gram starts where at least n remain
+        self.room = np.repeat(self.ends, lengths) - np.arange(len(tokens))
+        everywhere = np.arange(len(tokens))
+        self._repeated = {1: self.dense((self.doc << 32) | tokens, everywhere)}
+
+    def dense(self, keys: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(ids, first, counts)``: per position the id of its key when the key occurs at two positions or more
+        (-1 elsewhere), each id's first position and its count.
+
+        Arrow's hash table numbers the keys (no sort) in the order they first occur, so a key first occurs where
+        the running maximum of the numbers grows."""
+        ids = np.full(len(self.doc), -1, np.int64)
+        if not len(keys):
+            return ids, positions[:0], positions[:0]
+        codes = pc.dictionary_encode(pa.array(keys)).indices.to_numpy()
+        counts = np.bincount(codes)
+        grows = np.maximum.accumulate(codes)
+        first = positions[np.append(True, grows[1:] > grows[:-1])]
+        if len(first) != len(counts):
+            raise RuntimeError("dictionary_encode no longer numbers keys in the order they first occur")
+        repeats = counts > 1
+        ids[positions] = np.where(repeats, np.cumsum(repeats) - 1, -1)[codes]
+        return ids, first[repeats], counts[repeats]
+
+    def repeated(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`dense` for the n-grams: -1 where the n-gram occurs once in its document or fewer than n tokens
+        remain."""
+        if n not in self._repeated:
+            a = 1 << ((n - 1).bit_length() - 1)
+            head, tail = self.repeated(a)[0], self.repeated(n - a)[0]
+            size = max(len(head) - a, 0)
+            both = (head[:size] >= 0) & (tail[a:] >= 0) & (self.room[:size] >= n)
+            positions = np.flatnonzero(both)
+            keys = head[positions] * (int(tail.max(initial=0)) + 1) + tail[positions + a]
+            self._repeated[n] = self.dense(keys, positions)
+        return self._repeated[n]
+
+    def repeated_per_doc(self, n: int) -> np.ndarray:
+        """Per document, its positions whose n-gram occurs there more than once."""
+        return segment_sums(self.repeated(n)[0] >= 0, self.starts, self.ends)
 
 
-def window_grams(order: np.ndarray, shared: np.ndarray, n: int) -> NGrams:
-    """The n-grams (windows of n values) of :func:`sorted_windows` as dense ids, their first positions and counts.
+class WordGrams(Grams):
+    """Chinese documents' words (``WORD``) for the Gopher n-gram rules, as datatrove reads them: n-grams of words,
+    their characters joined with spaces (top n-grams) or without (duplicated n-grams)."""
 
-    A window running past the end is an id of its own that no valid position uses (count 0)."""
-    new = np.concatenate(([True], shared < n))
-    in_order = np.cumsum(new) - 1
-    ids = np.empty(len(order), np.int64)
-    ids[order] = in_order
-    at = ids[: len(order) - n + 1]
-    return NGrams(at, np.minimum.reduceat(order, np.flatnonzero(new)), np.bincount(at, minlength=int(in_order[-1]) + 1))
-
-
-def repeated_ngram_share(text: str, n: int) -> float:
-    """EvalWeb's inner repetition: the share of character ``n``-grams (spaces removed) that occur twice or more."""
-    chars = WHITESPACE.sub("", text.lower())
-    total = len(chars) - n + 1
-    if total <= 0:
-        return 0.0
-    counts = window_grams(*sorted_windows(code_points(chars), n), n).counts
-    return int(counts[counts > 1].sum()) / total
-
-
-class CharSplit(TextSplit):
-    """A Chinese document's words (``WORD``) for ``rules_en``'s Gopher n-gram rules, which read a split's ``ids``
-    and ``lengths``; English's tokenizer memory is not involved, so ``TextSplit.__init__`` is not called."""
-
-    def __init__(self, text: str, longest: int) -> None:
-        self.text = text
-        self.word_list: list[str] = WORD.findall(text)
-        self.longest = longest
-        self._ngrams = {}
-
-    @cached_property
-    def ids(self) -> np.ndarray:
-        vocab = dict.fromkeys(self.word_list)
+    def __init__(self, words: list[list[str]]) -> None:
+        self.words = words
+        flat = list(chain.from_iterable(words))
+        vocab = dict.fromkeys(flat)
         for i, word in enumerate(vocab):
             vocab[word] = i
-        return np.fromiter(map(vocab.__getitem__, self.word_list), np.int64, len(self.word_list))
+        tokens = np.fromiter(map(vocab.__getitem__, flat), np.int64, len(flat))
+        super().__init__(tokens, np.fromiter(map(len, words), np.int64, len(words)))
+        self.flat = flat
+        self.bounds = np.concatenate(([0], np.cumsum(np.fromiter(map(len, flat), np.int64, len(flat)))))
 
-    @cached_property
-    def windows(self) -> tuple[np.ndarray, np.ndarray]:
-        return sorted_windows(self.ids, self.longest)
+    def chars(self, n: int, sep: int) -> np.ndarray:
+        """Per position, the characters of the n-gram starting there, its words joined with ``sep`` characters."""
+        return self.bounds[n:] - self.bounds[: max(len(self.bounds) - n, 0)] + sep * (n - 1)
 
-    def ngrams(self, n: int) -> NGrams:
-        """The word n-grams, every n (up to ``longest``) from the one sort of :func:`sorted_windows`."""
-        if n not in self._ngrams:
-            self._ngrams[n] = window_grams(*self.windows, n)
-        return self._ngrams[n]
+    def top_chars(self, n: int) -> np.ndarray:
+        """Per document, characters of its most frequent n-gram (words joined by spaces) times its count.
 
-    @cached_property
-    def lengths(self) -> np.ndarray:
-        return np.fromiter(map(len, self.word_list), np.int64, len(self.word_list))
+        Among n-grams equally frequent, the first to occur, as ``Counter.most_common`` picks it; 0 for a
+        document of fewer than n words."""
+        _, first, counts = self.repeated(n)
+        top, at = np.ones(len(self.lengths), np.int64), self.starts.copy()
+        owner = self.doc[first]
+        order = np.lexsort((first, -counts, owner))
+        lead = order[np.append(True, owner[order][1:] != owner[order][:-1])] if len(order) else order
+        top[owner[lead]], at[owner[lead]] = counts[lead], first[lead]
+        valid = self.lengths >= n
+        chars = np.zeros(len(self.lengths), np.int64)
+        chars[valid] = self.chars(n, 1)[at[valid]] * top[valid]
+        return chars
+
+    def repeated_chars(self, n: int, judged: np.ndarray) -> np.ndarray:
+        """Per document (those ``judged``), characters of repeated n-grams as datatrove's ``find_all_duplicate``
+        counts them: :func:`walk_repeats` where different n-grams never join alike, datatrove's walk elsewhere."""
+        ids, first, _ = self.repeated(n)
+        positions = np.flatnonzero(ids >= 0)
+        firsts = first[ids[positions]]
+        distinct = self.joined_distinct(n)
+        repeats = positions[(firsts < positions) & (judged & distinct)[self.doc[positions]]]
+        counted = np.zeros(len(self.doc), np.int64)
+        walked = walk_repeats(repeats, ids[repeats], first[ids[repeats]], n)
+        counted[walked] = self.chars(n, 0)[walked]
+        chars = segment_sums(counted, self.starts, self.ends)
+        for d in np.flatnonzero(judged & ~distinct).tolist():
+            chars[d] = find_all_duplicate(self.words[d], n)
+        return chars
+
+    def joined_distinct(self, n: int) -> np.ndarray:
+        """Per document: whether its n-grams of different words also differ once their words are joined without
+        spaces, as datatrove joins them to find repeats ("ab"+"c" and "a"+"bc" do not).
+
+        Two n-grams joining alike are both longer than n characters (n one-character words join alike only if
+        they are the same words), so only those are hashed (a polynomial hash of the joined characters and their
+        length): a document passes if they have as many distinct hashes as distinct n-grams."""
+        distinct = np.ones(len(self.lengths), bool)
+        ids, first, _ = self.repeated(n)
+        valid = np.flatnonzero(self.room >= n)
+        long = valid[self.chars(n, 0)[valid] > n]
+        if not len(long):
+            return distinct
+        prefix, inverse = self.joined_prefix
+        starts, ends = self.bounds[long], self.bounds[long + n]
+        hashes = (prefix[ends] - prefix[starts]) * inverse[starts] + (ends - starts).astype(np.uint64) * HASH_LENGTH
+        owner = self.doc[long]
+        order = np.lexsort((hashes, owner))
+        hashes, by_doc = hashes[order], owner[order]
+        new = np.append(True, (hashes[1:] != hashes[:-1]) | (by_doc[1:] != by_doc[:-1]))
+        gram = ids[long]
+        again = gram >= 0
+        later = np.zeros(len(long), bool)
+        later[again] = first[gram[again]] < long[again]
+        size = len(self.lengths)
+        return np.bincount(by_doc[new], minlength=size) == np.bincount(owner[~later], minlength=size)
 
     @cached_property
     def joined_prefix(self) -> tuple[np.ndarray, np.ndarray]:
         """``(prefix, inverse)``: per character k of the joined words, the sum of ``c_t B^t`` over t < k and
         ``B^-k`` (modulo 2**64), so that a run's hash is ``(prefix[end] - prefix[start]) * inverse[start]``."""
-        cps = code_points("".join(self.word_list)).astype(np.uint64)
+        cps = code_points("".join(self.flat)).astype(np.uint64)
         one = np.ones(1, np.uint64)
         powers = np.concatenate((one, np.cumprod(np.full(len(cps), HASH_BASE, np.uint64))))
         inverse = np.concatenate((one, np.cumprod(np.full(len(cps), HASH_INVERSE, np.uint64))))
         return np.concatenate((one - one, np.cumsum(cps * powers[:-1], dtype=np.uint64))), inverse
 
-    def joined_distinct(self, n: int) -> bool:
-        """Whether n-grams of different words also differ once their words are joined without spaces, as
-        datatrove joins them to find repeats ("ab"+"c" and "a"+"bc" do not).  A polynomial hash of each joined
-        n-gram (and its length) has as many distinct values as the n-grams only if no two of them join alike."""
-        if int(self.lengths.max(initial=1)) == 1:
-            return True
-        prefix, inverse = self.joined_prefix
-        bounds = np.concatenate(([0], np.cumsum(self.lengths)))
-        starts, ends = bounds[: len(bounds) - n], bounds[n:]
-        hashes = np.sort(
-            (prefix[ends] - prefix[starts]) * inverse[starts] + (ends - starts).astype(np.uint64) * HASH_LENGTH
-        )
-        return np.count_nonzero(hashes[1:] != hashes[:-1]) + 1 == np.count_nonzero(self.ngrams(n).counts)
+
+def repeated_ngram_shares(texts: Sequence[str], n: int) -> list[float]:
+    """EvalWeb's inner repetition per text: the share of character ``n``-grams (spaces removed) that occur twice
+    or more."""
+    chars = [WHITESPACE.sub("", text.lower()) for text in texts]
+    grams = Grams(code_points("".join(chars)).astype(np.int64), np.fromiter(map(len, chars), np.int64, len(chars)))
+    repeated = grams.repeated_per_doc(n).tolist()
+    return [r / (len(c) - n + 1) if len(c) >= n else 0.0 for r, c in zip(repeated, chars, strict=True)]
 
 
 HASH_BASE = np.uint64(0x100000001B3)  # odd, so invertible modulo 2**64
@@ -259,6 +384,8 @@ class ZhRepetition:
     Chinese documentation), so ours sit near the 99th percentile of that documentation: only outliers drop.
     ``max_repeated_ngram_share`` 0.5 over 13-grams is EvalWeb's ``judge_inner_repeat``.
     """
+
+    batched = True
 
     def __init__(
         self,
@@ -281,16 +408,26 @@ class ZhRepetition:
         self.max_repeated_ngram_share = max_repeated_ngram_share
 
     def __call__(self, text: str) -> str | None:
-        failed = self.gopher(text)
-        if failed:
-            return failed
-        share = self.max_repeated_ngram_share
-        if share is not None and repeated_ngram_share(text, self.repeated_ngram) > share:
-            return "repeated_ngrams"
-        return None
+        return self.judge_texts([text])[0]
 
-    def gopher(self, text: str) -> str | None:
-        """datatrove's ``GopherRepetitionFilter.filter`` with ``WORD`` as its word tokenizer, step for step."""
+    def judge_texts(self, texts: Sequence[str]) -> list[str | None]:
+        """Each text's first failing rule: datatrove's ``GopherRepetitionFilter.filter`` with ``WORD`` as its word
+        tokenizer, step for step, then the repeated n-gram share; the n-gram rules count a whole batch at once."""
+        reasons = [self.lines_and_paragraphs(text) for text in texts]
+        judged = [i for i, reason in enumerate(reasons) if reason is None]
+        if judged and (self.top_n_grams or self.dup_n_grams):
+            for i, reason in zip(judged, self.ngram_rules([texts[i] for i in judged]), strict=True):
+                reasons[i] = reason
+            judged = [i for i in judged if reasons[i] is None]
+        share = self.max_repeated_ngram_share
+        if judged and share is not None:
+            shares = repeated_ngram_shares([texts[i] for i in judged], self.repeated_ngram)
+            for i, repeated in zip(judged, shares, strict=True):
+                reasons[i] = "repeated_ngrams" if repeated > share else None
+        return reasons
+
+    def lines_and_paragraphs(self, text: str) -> str | None:
+        """datatrove's duplicate paragraph and line rules."""
         if not text:
             return "empty"
         for parts, frac, char_frac, name in (
@@ -302,17 +439,20 @@ class ZhRepetition:
                 return f"dup_{name}_frac"
             if char_frac and chars / len(text) > char_frac:
                 return f"dup_{name}_char_frac"
-        split = CharSplit(text, max((n for n, _ in self.top_n_grams + self.dup_n_grams), default=1))
-        for n, frac in self.top_n_grams:
-            if len(split.word_list) >= n and top_ngram_chars(split, n) / len(text) > frac:
-                return f"top_{n}_gram"
-        for n, frac in self.dup_n_grams:
-            if len(split.word_list) < n:
-                chars = 0
-            elif split.joined_distinct(n):
-                chars = repeated_ngram_chars(split, n)
-            else:  # two different n-grams join alike: datatrove's own walk over the joined strings
-                chars = find_all_duplicate(split.word_list, n)
-            if chars / len(text) > frac:
-                return f"duplicated_{n}_n_grams"
         return None
+
+    def ngram_rules(self, texts: Sequence[str]) -> list[str | None]:
+        """datatrove's top and duplicated n-gram rules on characters, each over every text still kept."""
+        grams = WordGrams([WORD.findall(text) for text in texts])
+        sizes, words = [len(text) for text in texts], grams.lengths.tolist()
+        reasons: list[str | None] = [None] * len(texts)
+        for n, frac in self.top_n_grams:
+            for d, chars in enumerate(grams.top_chars(n).tolist()):
+                if reasons[d] is None and words[d] >= n and chars / sizes[d] > frac:
+                    reasons[d] = f"top_{n}_gram"
+        for n, frac in self.dup_n_grams:
+            judged = np.array([reason is None for reason in reasons], bool)
+            for d, chars in enumerate(grams.repeated_chars(n, judged).tolist()):
+                if judged[d] and chars / sizes[d] > frac:
+                    reasons[d] = f"duplicated_{n}_n_grams"
+        return reasons
