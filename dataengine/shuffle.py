@@ -1,8 +1,10 @@
 """Partition a Ray Dataset by an integer column and hand each partition to one task: a map-reduce in Ray tasks.
 
 Each block is split where it lies into ``parts`` tables (one task per block, ``num_returns=parts``); the task of
-partition ``p`` receives the ``p``-th table of every block.  The driver holds object references (blocks x parts)
-and one flag per partition, never rows.  Ray Data's ``groupby().map_groups()`` does the same through
+partition ``p`` receives the ``p``-th table of every block.  The input is streamed, never cached as a whole: a
+block is released once it is split, and a split once its partition's task has run, so a shuffle holds about one
+copy of its data in the object store, not two.  The driver holds object references (blocks x parts) and one flag
+per partition, never rows.  Ray Data's ``groupby().map_groups()`` does the same through
 aggregator actors, whose start-up costs seconds per call on a small cluster (measured here: the shard writers
 took 46 s through ``map_groups`` and 0.6 s through this on the test corpus, with other jobs on the machine).
 """
@@ -16,10 +18,12 @@ import numpy as np
 import pyarrow as pa
 import ray
 import ray.data
+from ray.data.block import BlockAccessor
 
 
 @ray.remote(num_cpus=0.5)
-def _split(table: pa.Table, key: str, parts: int) -> tuple[pa.Table, ...] | pa.Table:
+def _split(block: Any, key: str, parts: int) -> tuple[pa.Table, ...] | pa.Table:
+    table = BlockAccessor.for_block(block).to_arrow()
     keys = table[key].to_numpy(zero_copy_only=False) if table.num_rows else np.zeros(0, np.int64)
     order = np.argsort(keys, kind="stable")
     bounds = np.searchsorted(keys[order], np.arange(parts + 1))
@@ -38,14 +42,18 @@ def _apply(fn: Callable[..., pa.Table], kwargs: dict[str, Any], *tables: pa.Tabl
 def _partitions(
     ds: ray.data.Dataset, key: str, parts: int, fn: Callable[..., pa.Table], kwargs: dict, options: dict[str, Any]
 ) -> list:
-    refs = ds.to_arrow_refs()
-    if not refs:
+    splits = [
+        _split.options(num_returns=parts).remote(ref, key, parts)
+        for bundle in ds.iter_internal_ref_bundles()  # streamed, not cached by ``ds``: a block is freed once split
+        for ref in bundle.block_refs
+    ]
+    if not splits:
         return []
-    splits = [_split.options(num_returns=parts).remote(ref, key, parts) for ref in refs]
     if parts == 1:
         splits = [[s] for s in splits]
     apply = _apply.options(**options) if options else _apply
     results = [apply.remote(fn, kwargs, *(s[p] for s in splits)) for p in range(parts)]
+    del splits  # a split is released once its partition's task has run
     called = ray.get([flag for _, flag in results])  # one flag per partition
     return [table for (table, _), flag in zip(results, called, strict=True) if flag]
 
