@@ -20,6 +20,7 @@ BENCHMARKS = [
     "filters",
     "extract",
     "scale",
+    "pipeline",
 ]
 
 
