@@ -41,20 +41,26 @@ SUITE = {
 }
 
 
-def test_micro_ladder_builds_trains_evaluates_and_reports(corpus: Path, tmp_path: Path) -> None:
-    held_out = {"held_out_tokens": 3000, "held_out_min_docs": 8}  # by tokens: the slice chosen in the workers
-    mixes = [str(write_mix(tmp_path, corpus, name=n, shares=s, **held_out)) for n, s in SHARES.items()]
-    suite = tmp_path / "micro.yaml"
+def micro_ladder_command(mixes: list[str], reference: str, controls: str, out: Path, last_evals: int) -> list[str]:
+    """The experiment CLI at micro scale (debug model, 4,096 tokens, the micro suite written beside ``out``, one
+    seed, no pre-registration), as the README runs it."""
+    suite = out.parent / "micro.yaml"
     suite.write_text(yaml.safe_dump(SUITE))
-    out = tmp_path / "ladder"
     train = ["--seq-len=64", "--batch-size=4", "--num-workers=0", "--eval-tokens=2000", "--log-every=4"]
-    cmd = [
+    return [
         sys.executable, "-m", "pipelines.experiment",
-        "--mixes", ",".join(mixes), "--reference", mixes[1], "--controls", "scrambled",
-        "--seeds", "1", "--model", "debug", "--tokens", "4096", "--eval-every", "8", "--last-evals", "2",
+        "--mixes", ",".join(mixes), "--reference", reference, "--controls", controls,
+        "--seeds", "1", "--model", "debug", "--tokens", "4096", "--eval-every", "8", "--last-evals", str(last_evals),
         "--suite", str(suite), "--out", str(out), "--workers", "2", "--device", "cpu", "--no-preregistration",
         *[f"--train-arg={a}" for a in train],
     ]  # fmt: skip
+
+
+def test_micro_ladder_builds_trains_evaluates_and_reports(corpus: Path, tmp_path: Path) -> None:
+    held_out = {"held_out_tokens": 3000, "held_out_min_docs": 8}  # by tokens: the slice chosen in the workers
+    mixes = [str(write_mix(tmp_path, corpus, name=n, shares=s, **held_out)) for n, s in SHARES.items()]
+    out = tmp_path / "ladder"
+    cmd = micro_ladder_command(mixes, mixes[1], "scrambled", out, last_evals=2)
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stderr[-4000:]
 

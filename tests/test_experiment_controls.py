@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,6 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
-import yaml
 from rich.console import Console
 
 from dataengine.mix.plan import held_out_hash
@@ -21,7 +19,7 @@ from dataengine.shards.reader import read_shard
 from pipelines.controls import reference_held_out
 from pipelines.experiment import Experiment
 from tests.corpus import write_mix
-from tests.test_experiment import SUITE
+from tests.test_experiment import micro_ladder_command
 from tests.test_inspect import build_output
 
 
@@ -77,17 +75,9 @@ def ladder(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Ladder:
     root = tmp_path_factory.mktemp("controls")
     shares = {"code": 0.3, "web_en": 0.3, "crawl_en": 0.14, "web_zh": 0.21, "notes_zh": 0.05}
     mix = write_mix(root, corpus, name=REF, shares=shares, held_out_tokens=3000, held_out_min_docs=8)
-    suite = root / "micro.yaml"
-    suite.write_text(yaml.safe_dump(SUITE))
     out = root / "ladder"
-    train = ["--seq-len=64", "--batch-size=4", "--num-workers=0", "--eval-tokens=2000", "--log-every=4"]
-    cmd = [
-        sys.executable, "-m", "pipelines.experiment",
-        "--mixes", str(mix), "--reference", str(mix), "--controls", ",".join(c.split("-", 1)[1] for c in CONTROL_RUNGS),
-        "--seeds", "1", "--model", "debug", "--tokens", "4096", "--eval-every", "8", "--last-evals", "1",
-        "--suite", str(suite), "--out", str(out), "--workers", "2", "--device", "cpu", "--no-preregistration",
-        *[f"--train-arg={a}" for a in train],
-    ]  # fmt: skip
+    controls = ",".join(c.split("-", 1)[1] for c in CONTROL_RUNGS)
+    cmd = micro_ladder_command([str(mix)], str(mix), controls, out, last_evals=1)
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-6000:]
