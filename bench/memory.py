@@ -22,11 +22,19 @@ def _children() -> dict[int, list[int]]:
     return tree
 
 
-def tree_pss_bytes(root: int) -> int:
-    tree, total, todo = _children(), 0, [root]
+def tree_pids(root: int) -> list[int]:
+    """``root`` and every process below it, as /proc shows them now."""
+    tree, pids, todo = _children(), [], [root]
     while todo:
         pid = todo.pop()
+        pids.append(pid)
         todo.extend(tree.get(pid, []))
+    return pids
+
+
+def tree_pss_bytes(root: int) -> int:
+    total = 0
+    for pid in tree_pids(root):
         try:
             for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
                 if line.startswith("Pss:"):

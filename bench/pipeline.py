@@ -46,7 +46,7 @@ from warcio.warcwriter import WARCWriter
 from bench.corpus import plain_texts
 from bench.dedup import datatrove_config
 from bench.harness import Row, timed
-from bench.memory import _children
+from bench.memory import tree_pids
 from dataengine.config import (
     DecontamConfig,
     FilterSpec,
@@ -141,10 +141,7 @@ class TreeCpu:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> None:
-        tree, todo = _children(), [os.getpid()]
-        while todo:
-            pid = todo.pop()
-            todo.extend(tree.get(pid, []))
+        for pid in tree_pids(os.getpid()):
             try:
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
