@@ -47,7 +47,7 @@ def _routed(table: pa.Table) -> pa.Table:
     """Documents ``langid.route`` moved, under the source they moved to (their detail starts ``to=SOURCE``)."""
     moved = table.filter(pc.equal(pc.fill_null(table["reject"], ""), ROUTED))
     to = pc.struct_field(pc.extract_regex(moved["reject_detail"], r"^to=(?P<to>\S+)"), "to")
-    counts = pa.table({"to": to}).group_by("to").aggregate([("to", "count")])
+    counts = pa.table({"to": to}).group_by("to", use_threads=False).aggregate([("to", "count")])
     zeros = pa.repeat(pa.scalar(0, pa.int64()), counts.num_rows)
     return pa.table({"source": counts["to"], "kind": pa.repeat("routed", counts.num_rows),
                      "key": pa.repeat("", counts.num_rows), "docs": counts["to_count"], "bytes": zeros,

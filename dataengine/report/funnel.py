@@ -24,7 +24,9 @@ def batch_counts(table: pa.Table, by: str = "reject") -> pa.Table:
     nbytes = pc.fill_null(table["n_bytes"], 0)
     tokens = pc.fill_null(table["n_tokens"], 0) if "n_tokens" in table.column_names else pa.repeat(0, table.num_rows)
     small = pa.table({"source": table["source"], "outcome": outcome, "bytes": nbytes, "tokens": tokens})
-    grouped = small.group_by(["source", "outcome"]).aggregate([([], "count_all"), ("bytes", "sum"), ("tokens", "sum")])
+    grouped = small.group_by(["source", "outcome"], use_threads=False).aggregate(
+        [([], "count_all"), ("bytes", "sum"), ("tokens", "sum")]
+    )
     names = {"count_all": "docs", "bytes_sum": "bytes", "tokens_sum": "tokens"}
     grouped = grouped.rename_columns([names.get(n, n) for n in grouped.column_names])
     return grouped.select(["source", "outcome", "docs", "bytes", "tokens"])
