@@ -1,4 +1,4 @@
-"""Peak memory of a whole process tree (the build's driver plus Ray's raylet, GCS and workers).
+"""Peak memory and CPU time of a whole process tree (the build's driver plus Ray's raylet, GCS and workers).
 
 Proportional set size (PSS, from /proc/PID/smaps_rollup) is summed over the tree, so pages shared between
 processes — Ray's object store in /dev/shm, shared libraries — are counted once, not once per worker.
@@ -64,3 +64,39 @@ class PeakMemory:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+class TreeCpu:
+    """CPU seconds of this process and every descendant (Ray's processes, datatrove's pool) while in the block:
+    on a shared machine, less sensitive than wall time to what else runs.  Each process's utime + stime is
+    sampled every ``interval``; one that exits keeps its last sample (up to ``interval`` of it is missed)."""
+
+    def __init__(self, interval: float = 0.25) -> None:
+        self.interval, self.seen, self.base, self.seconds = interval, {}, {}, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        for pid in tree_pids(os.getpid()):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            self.seen[pid] = max(self.seen.get(pid, 0), int(fields[11]) + int(fields[12]))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self) -> TreeCpu:
+        self._sample()
+        self.base = dict(self.seen)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        ticks = sum(t - self.base.get(pid, 0) for pid, t in self.seen.items())
+        self.seconds = ticks / os.sysconf("SC_CLK_TCK")

@@ -31,7 +31,6 @@ import io
 import json
 import os
 import tempfile
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -46,7 +45,7 @@ from warcio.warcwriter import WARCWriter
 from bench.corpus import plain_texts
 from bench.dedup import datatrove_config
 from bench.harness import Row, timed
-from bench.memory import tree_pids
+from bench.memory import TreeCpu
 from dataengine.config import (
     DecontamConfig,
     FilterSpec,
@@ -130,42 +129,6 @@ def responses(folder: Path) -> tuple[set[str], int]:
 
 
 # -- CPU time ------------------------------------------------------------------------------------------------
-class TreeCpu:
-    """CPU seconds of this process and every descendant (Ray's processes, datatrove's pool) while in the block:
-    on a shared machine, less sensitive than wall time to what else runs.  Each process's utime + stime is
-    sampled every ``interval``; one that exits keeps its last sample (up to ``interval`` of it is missed)."""
-
-    def __init__(self, interval: float = 0.25) -> None:
-        self.interval, self.seen, self.base, self.seconds = interval, {}, {}, 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _sample(self) -> None:
-        for pid in tree_pids(os.getpid()):
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            self.seen[pid] = max(self.seen.get(pid, 0), int(fields[11]) + int(fields[12]))
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._sample()
-
-    def __enter__(self) -> TreeCpu:
-        self._sample()
-        self.base = dict(self.seen)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._sample()
-        ticks = sum(t - self.base.get(pid, 0) for pid, t in self.seen.items())
-        self.seconds = ticks / os.sysconf("SC_CLK_TCK")
-
-
 # -- decisions -------------------------------------------------------------------------------------------------
 def agreement(universe: set[str], ours: dict[str, str | None], peer_kept: set[str]) -> tuple[float, Counter[str]]:
     """Share of ``universe`` both keep or both drop, and the differing pages by our decision (our reason's stage,
