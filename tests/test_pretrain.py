@@ -236,6 +236,11 @@ def test_chunked_loss_equals_the_full_logits_loss_in_value_and_gradient() -> Non
     torch.testing.assert_close((hidden.grad, weight.grad), grads)
     with torch.no_grad():
         torch.testing.assert_close(chunked_cross_entropy(hidden, weight, targets, chunk=4), full)
+    hidden.grad = weight.grad = None
+    one_chunk = chunked_cross_entropy(hidden, weight, targets, chunk=64)  # kept, not recomputed
+    one_chunk.sum().backward()
+    torch.testing.assert_close(one_chunk, full)
+    torch.testing.assert_close((hidden.grad, weight.grad), grads)
 
 
 def test_token_counts_and_schedules() -> None:
