@@ -88,7 +88,7 @@ def _boilerplate(group: pa.Table, min_docs: int) -> pa.Table:
 
 
 def _totals(table: pa.Table) -> pa.Table:
-    return table.group_by("source").aggregate([("lines", "sum"), ("bytes", "sum")])
+    return table.group_by("source", use_threads=False).aggregate([("lines", "sum"), ("bytes", "sum")])
 
 
 def pairs_in(rows: np.ndarray, keys: np.ndarray, set_rows: np.ndarray, set_keys: np.ndarray) -> np.ndarray:
@@ -156,8 +156,11 @@ def remove_lines(
     move with the text."""
     assert docs is not None, "every boilerplate row's id is a document's"
     table = docs.sort_by([("id", "ascending")])
-    rows = np.flatnonzero(_enabled(table, domain_of, cfg))
-    if len(rows) == 0 or boilerplate is None:
+    if boilerplate is None:
+        return table
+    listed = pc.is_in(table["id"], value_set=boilerplate["id"]).to_numpy(zero_copy_only=False)
+    rows = np.flatnonzero(_enabled(table, domain_of, cfg) & listed)  # only the documents that hold boilerplate
+    if len(rows) == 0:
         return table
     picked = pa.array(rows, pa.int64())
     lines = Lines(table["text"].take(picked).combine_chunks(), table["source"].take(picked).to_pylist())
@@ -193,14 +196,14 @@ def remove_lines(
     return reject_rows(table, rejects)
 
 
-def line_dedup(
-    docs: ray.data.Dataset, domain_of: dict[str, str], cfg: LineDedupConfig
-) -> tuple[ray.data.Dataset, dict[str, dict[str, int]]]:
-    """The documents without their boilerplate lines, and per enabled source the lines and bytes removed.
+BOILERPLATE_SCHEMA = pa.schema([("id", pa.string()), ("key", pa.uint64())])
 
-    ``docs`` is read twice (lines, then the co-group): pass a materialised dataset.
-    """
-    parts = partitions(docs.count(), DOCS_PER_PARTITION)
+
+def boilerplate_lines(
+    docs: ray.data.Dataset, domain_of: dict[str, str], cfg: LineDedupConfig, parts: int
+) -> tuple[ray.data.Dataset | None, dict[str, dict[str, int]]]:
+    """The ``(id, key)`` rows of the boilerplate lines to remove (None when there is none), and per enabled source
+    the lines and bytes they hold.  ``parts``: the partitions of the line shuffle (a function of the data)."""
     rows = docs.map_batches(
         _line_rows, fn_kwargs={"domain_of": domain_of, "cfg": cfg, "parts": parts}, batch_format="pyarrow"
     )
@@ -211,8 +214,22 @@ def line_dedup(
         removed[row["source"]]["lines"] += row["lines_sum"]
         removed[row["source"]]["bytes"] += row["bytes_sum"]
     if not any(r["lines"] for r in removed.values()):
+        return None, removed
+    return found.select_columns(["id", "key"]), removed
+
+
+def line_dedup(
+    docs: ray.data.Dataset, domain_of: dict[str, str], cfg: LineDedupConfig
+) -> tuple[ray.data.Dataset, dict[str, dict[str, int]]]:
+    """The documents without their boilerplate lines, and per enabled source the lines and bytes removed (line
+    dedup alone; ``near_dedup`` applies the same removal inside its own passes, never holding this copy).
+
+    ``docs`` is read twice (lines, then the co-group): pass a materialised dataset.
+    """
+    parts = partitions(docs.count(), DOCS_PER_PARTITION)
+    boilerplate, removed = boilerplate_lines(docs, domain_of, cfg, parts)
+    if boilerplate is None:
         return docs, removed
-    boilerplate = found.select_columns(["id", "key"])
-    schemas = (arrow_schema(docs), pa.schema([("id", pa.string()), ("key", pa.uint64())]))
+    schemas = (arrow_schema(docs), BOILERPLATE_SCHEMA)
     out = cogroup(docs, boilerplate, ("id", "id"), schemas, parts, remove_lines, {"domain_of": domain_of, "cfg": cfg})
     return out, removed

@@ -28,6 +28,8 @@ from dataengine.dedup.minhash import U64, estimated_jaccard, fmix64, seeded_u64
 from dataengine.schema import stable_hash
 from dataengine.shuffle import partition_map
 
+SIG_ROWS_PER_PARTITION = 100_000  # rows carrying a signature (448 bytes at 112 permutations): ~45 MB per task
+
 
 def sig_matrix(column: pa.Array | pa.ChunkedArray, num_perm: int) -> np.ndarray:
     """A ``fixed_size_binary`` signature column as a ``(rows, num_perm)`` uint32 matrix (zero copy)."""
@@ -141,7 +143,7 @@ def find_near_duplicates(sigs: ray.data.Dataset, cfg: NearDedupConfig) -> ray.da
     rows = sigs.map_batches(_band_rows, fn_kwargs={"cfg": cfg, "parts": parts}, batch_format="pyarrow")
     pairs = partition_map(rows, "part", parts, _bucket_pairs)
     id_sig = sigs.select_columns(["id", "sig"])
-    parts = partitions(n_docs)
+    parts = partitions(n_docs, SIG_ROWS_PER_PARTITION)  # a task holds its partition several times over
     with_a = pa.schema([("a", pa.string()), ("b", pa.string()), ("a_sig", sig_type)])
     pairs = _join_sig(pairs, id_sig, "a", "a_sig", with_a, parts, distinct=True)
     pairs = _join_sig(pairs, id_sig, "b", "b_sig", pa.schema([*with_a, ("b_sig", sig_type)]), parts)
