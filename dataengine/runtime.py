@@ -99,7 +99,7 @@ def check_writable_by_cluster(target: storage.Target, option: str) -> None:
         raise ValueError(f"{option} {target}: a local path cannot be written through a Ray client (ray://); {hint}")
     here = ray.get_runtime_context().get_node_id()
     cpus = next(n["Resources"].get("CPU", 0) for n in _alive_nodes() if n["NodeID"] == here)
-    if cpus < 0.5:
+    if cpus < 1:  # the writer tasks (dataengine.shuffle) take one CPU each
         raise ValueError(f"{option} {target}: the driver's Ray node has no CPU to write a local path; {hint}")
 
 
