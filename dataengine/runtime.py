@@ -90,7 +90,7 @@ def check_writable_by_cluster(target: storage.Target, option: str) -> None:
     """Refuse at start a local output the build could not write where the driver reads it back.
 
     A local path on a multi-node cluster is written by tasks pinned to the driver's node (``writer_options``),
-    which needs that node to be a Ray node with CPUs; through a Ray client (``ray://``) the driver is not one.
+    which needs that node to be a Ray node with a CPU; through a Ray client (``ray://``) the driver is not one.
     """
     if storage.is_uri(target) or len(_alive_nodes()) <= 1 and not ray.util.client.ray.is_connected():
         return
@@ -100,7 +100,7 @@ def check_writable_by_cluster(target: storage.Target, option: str) -> None:
     here = ray.get_runtime_context().get_node_id()
     cpus = next(n["Resources"].get("CPU", 0) for n in _alive_nodes() if n["NodeID"] == here)
     if cpus < 1:  # the writer tasks (dataengine.shuffle) take one CPU each
-        raise ValueError(f"{option} {target}: the driver's Ray node has no CPU to write a local path; {hint}")
+        raise ValueError(f"{option} {target}: the driver's Ray node needs a CPU to write a local path; {hint}")
 
 
 def writer_options(target: storage.Target) -> dict[str, Any]:

@@ -91,8 +91,7 @@ def near_dedup(
     """The documents with boilerplate lines removed and near-duplicates rejected; lines/bytes removed per source.
 
     The documents are shuffled twice (signatures of the cleaned text, then the cleaning and the rejections
-    together), so no cleaned copy of the corpus is ever held beside the input: at 1M documents that copy was a
-    third of the stage's object-store peak.
+    together), so no cleaned copy of the corpus is ever held beside the input and the result.
     """
     if not cfg.enabled:
         return docs, {}
