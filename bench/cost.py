@@ -2,11 +2,13 @@
 for one Common Crawl dump and for a 15T-token corpus on an N-node cluster, beside what peers published.
 
 Every figure from outside this project is a constant below with its source; the only measured inputs are the
-per-stage rates of ``python -m bench scale`` (and the extraction rate of bench/build.py, quoted in DESIGN.md).
+per-stage rates of ``python -m bench scale`` and the extraction rates of ``python -m bench extract``.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 TB = 1e12
@@ -21,9 +23,8 @@ CC_DUMP_TEXT_TB = CC_DUMP_PAGES * CC_WET_TB_PER_PAGE
 # FineWeb: 15T GPT-2 tokens from 96 Common Crawl dumps (https://huggingface.co/datasets/HuggingFaceFW/fineweb,
 # https://huggingface.co/spaces/HuggingFaceFW/blogpost-fineweb-v1): a 15T-token corpus is ~96 dumps of input.
 DUMPS_FOR_15T_TOKENS = 96
-# HTML -> text (trafilatura), which the scale benchmark's JSONL input skips: ~94 pages/s on one core
-# (measured here, DESIGN.md "Pitfalls"; bench/build.py measures it against datatrove).
-EXTRACT_PAGES_PER_S_PER_CORE = 94.0
+# The same dump's HTML: "394 TiB of uncompressed content" (same announcement), which HTML extraction reads.
+CC_DUMP_HTML_TB = 394 * 2**40 / TB
 # FineWeb's per-dump Slurm allocations in datatrove's examples/fineweb.py (time limits, so upper bounds, not
 # measurements): base processing (WARC read, trafilatura, filters) 8000 tasks x 1 CPU x 10 h; MinHash dedup
 # 1000 x 5 h signatures + 700 x 3 CPUs x 2 h buckets + 1 x 8 CPUs x 30 h clustering + 1000 x 5 h filter.
@@ -54,6 +55,15 @@ def project(mb_per_s_per_core: dict[str, float], input_tb: float, nodes: int, co
     return {"core_hours": hours, "total_core_hours": total, "wall_hours": total / (nodes * cores_per_node)}
 
 
-def extraction_core_hours(pages: float) -> float:
-    """HTML -> text of ``pages`` pages at the measured single-core extraction rate."""
-    return pages / EXTRACT_PAGES_PER_S_PER_CORE / 3600
+def extraction_rates(extract_json: Path) -> dict[str, float]:
+    """MB of HTML per second per core of each engine, as ``python -m bench extract`` measured them on Debian's
+    English documentation pages (per MB, not per page: trafilatura's MB/s held within 0.34-0.43 on three page
+    sets whose pages/s ranged 20-133 with page size)."""
+    row = next(r for r in json.loads(extract_json.read_text()) if r["what"].startswith("extract Debian English docs")
+               and r["unit"] == "MB/s per core (CPU time)")  # fmt: skip
+    return {"trafilatura": row["peer_value"], "resiliparse": row["ours"]}
+
+
+def extraction_core_hours(html_tb: float, mb_per_s_per_core: float) -> float:
+    """HTML -> text of ``html_tb`` TB of HTML at a measured single-core extraction rate."""
+    return core_hours_per_tb(mb_per_s_per_core) * html_tb

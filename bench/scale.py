@@ -31,7 +31,7 @@ import lxml.html
 import yaml
 
 from bench import cost
-from bench.harness import Row
+from bench.harness import RESULTS, Row
 from bench.memory import PeakMemory
 from dataengine.sources.sample import debian_dir, ensure_packages
 
@@ -299,13 +299,18 @@ def cost_rows(m: Measured) -> list[Row]:
     rows = [Row(f"core-hours per TB of input text: {stage}", cost.core_hours_per_tb(rate), "-", None, "core-h/TB",
                 higher_is_better=False) for stage, rate in rates.items()]  # fmt: skip
     dump = cost.project(rates, cost.CC_DUMP_TEXT_TB, NODES, CORES_PER_NODE)
-    with_extract = dump["total_core_hours"] + cost.extraction_core_hours(cost.CC_DUMP_PAGES)
+    extract = {engine: cost.extraction_core_hours(cost.CC_DUMP_HTML_TB, rate)
+               for engine, rate in cost.extraction_rates(RESULTS / "extract.json").items()}  # fmt: skip
+    with_extract = dump["total_core_hours"] + extract["trafilatura"]
     corpus_hours = with_extract * cost.DUMPS_FOR_15T_TOKENS / (NODES * CORES_PER_NODE)
     low, high = cost.CC_NET_CORE_HOURS_PER_DUMP
+    html = f"{cost.CC_DUMP_HTML_TB * cost.TB / 2**40:.0f} TiB of HTML"
     return rows + [
         Row(f"one CC dump ({cost.CC_DUMP_TEXT_TB:.0f} TB of text): build stages", dump["total_core_hours"],
             "cc_net per dump (2.5 days x 64 cores)", (low + high) / 2, "core-h", higher_is_better=False),
-        Row(f"one CC dump ({cost.CC_DUMP_PAGES / 1e9:.2f}B pages): HTML extraction + build stages", with_extract,
+        *(Row(f"one CC dump ({html}): HTML extraction, {engine}", hours, "-", None, "core-h",
+              higher_is_better=False) for engine, hours in extract.items()),
+        Row(f"one CC dump ({cost.CC_DUMP_PAGES / 1e9:.2f}B pages): trafilatura + build stages", with_extract,
             "FineWeb datatrove allocation per dump (cap)",
             cost.FINEWEB_BASE_CORE_HOURS_CAP + cost.FINEWEB_DEDUP_CORE_HOURS_CAP, "core-h", higher_is_better=False),
         Row(f"15T tokens ({cost.DUMPS_FOR_15T_TOKENS} dumps) on {NODES} nodes x {CORES_PER_NODE} cores", corpus_hours,

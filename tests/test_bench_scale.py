@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.cost import core_hours_per_tb, project
+from bench.cost import core_hours_per_tb, extraction_core_hours, extraction_rates, project
+from bench.harness import RESULTS
 from bench.scale import (
     DOCS_PER_FILE,
     UNTIMED,
@@ -100,6 +101,13 @@ def test_cost_model() -> None:
     assert plan["core_hours"]["near_dedup"] == pytest.approx(4 * plan["core_hours"]["filter"])
     assert plan["total_core_hours"] == pytest.approx(sum(plan["core_hours"].values()))
     assert plan["wall_hours"] == pytest.approx(plan["total_core_hours"] / 200)
+
+
+def test_extraction_cost_reads_the_extract_benchmark() -> None:
+    rates = extraction_rates(RESULTS / "extract.json")
+    assert set(rates) == {"trafilatura", "resiliparse"} and rates["resiliparse"] > rates["trafilatura"] > 0
+    slow = rates["trafilatura"]
+    assert extraction_core_hours(2.0, slow) == pytest.approx(2 * core_hours_per_tb(slow))
 
 
 def _measured(docs: int, wall_s: float, driver_mb: float) -> Measured:
