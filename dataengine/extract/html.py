@@ -21,6 +21,7 @@ import unicodedata
 import lxml.etree
 import lxml.html
 import trafilatura
+from trafilatura.metadata import examine_meta, extract_meta_json, extract_title
 
 from dataengine.extract.encoding import decode_wide, stray_nuls
 from dataengine.extract.spans import Span, normalize_whitespace, restore_lines, take_markers
@@ -28,7 +29,6 @@ from dataengine.extract.spans import Span, normalize_whitespace, restore_lines, 
 MAX_FILE_SIZE = trafilatura.settings.DEFAULT_CONFIG.getint("DEFAULT", "MAX_FILE_SIZE")  # what bare_extraction uses
 
 logging.getLogger("trafilatura").setLevel(logging.ERROR)
-logging.getLogger("htmldate").setLevel(logging.ERROR)
 
 # Marker triples (open, close, empty line), printable (trafilatura drops unprintable characters) and rare;
 # the first triple absent from a page is used.  A page holding all of them gets no code spans.
@@ -51,6 +51,7 @@ def extract_page(raw: bytes, url: str) -> tuple[str | None, list[Span], str | No
         return None, [], None, reason
     try:
         tree = trafilatura.load_html(page, MAX_FILE_SIZE)
+        title = page_title(tree) if tree is not None else None
         marks = mark_code_blocks(tree) if tree is not None else None
         doc = (
             None
@@ -58,7 +59,6 @@ def extract_page(raw: bytes, url: str) -> tuple[str | None, list[Span], str | No
             else trafilatura.bare_extraction(
                 tree,
                 url=url,
-                with_metadata=True,
                 include_comments=False,
                 include_tables=True,
                 deduplicate=False,
@@ -75,7 +75,19 @@ def extract_page(raw: bytes, url: str) -> tuple[str | None, list[Span], str | No
     if doc is None or not text.strip():
         return None, [], None, "too_deep" if too_deep(page) else "no_main_text"
     text, spans = normalize_whitespace(text, spans)
-    return text, spans, doc.title, None
+    return text, spans, title, None
+
+
+def page_title(tree: lxml.html.HtmlElement) -> str | None:
+    """The title trafilatura's metadata would give (meta tags, then JSON-LD, then ``<h1>``/``<title>``), without
+    the rest of its metadata: dates (htmldate), authors, categories and licence made ``with_metadata=True`` cost
+    as much as the extraction itself, and only the title is kept."""
+    meta = examine_meta(tree)
+    try:
+        meta = extract_meta_json(tree, meta)
+    except Exception:  # noqa: BLE001 - trafilatura's own call guards JSON-LD parsing the same way
+        pass
+    return meta.title or extract_title(tree)
 
 
 def decode_page(raw: bytes) -> tuple[bytes | str | None, str | None]:
