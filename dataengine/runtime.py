@@ -21,10 +21,17 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from dataengine import storage
 
 log = logging.getLogger("dataengine")
+OBJECT_STORE_HELP = "cap Ray's object store at this many MB (default: 30%% of memory); beyond it objects spill to disk"
 
 
-def start_ray(workers: int | None = None, address: str | None = None) -> int:
-    """Start (or join) Ray and return the number of CPUs the pipeline may use."""
+def start_ray(workers: int | None = None, address: str | None = None, object_store_mb: int | None = None) -> int:
+    """Start (or join) Ray and return the number of CPUs the pipeline may use.
+
+    ``object_store_mb`` caps the object store of a Ray started here (beyond it, Ray spills objects to local disk);
+    Ray's default is 30% of the machine's memory.  A cluster joined by ``address`` keeps its own setting.
+    """
+    if object_store_mb is not None and address:
+        raise ValueError("--object-store-mb sets a Ray started here; a cluster's nodes set theirs at `ray start`")
     os.environ.setdefault("RAY_DEDUP_LOGS", "1")
     os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
     if ray.is_initialized():
@@ -39,7 +46,8 @@ def start_ray(workers: int | None = None, address: str | None = None) -> int:
     if address:
         ray.init(address=address, **kwargs)
     else:
-        ray.init(num_cpus=workers or os.cpu_count() or 1, **kwargs)
+        store = {"object_store_memory": object_store_mb * 2**20} if object_store_mb else {}
+        ray.init(num_cpus=workers or os.cpu_count() or 1, **store, **kwargs)
     cpus = int(ray.cluster_resources().get("CPU", 1))
     configure_data_context(show_progress=True)
     return min(cpus, workers) if workers else cpus
@@ -75,10 +83,12 @@ class NoConsoleErrors(logging.Filter):
 
 
 @contextmanager
-def ray_session(workers: int | None = None, address: str | None = None) -> Iterator[int]:
+def ray_session(
+    workers: int | None = None, address: str | None = None, object_store_mb: int | None = None
+) -> Iterator[int]:
     """Start Ray for the duration of a command and shut it down after, unless it was already running."""
     was_running = ray.is_initialized()
-    cpus = start_ray(workers, address)
+    cpus = start_ray(workers, address, object_store_mb)
     try:
         yield cpus
     finally:

@@ -36,7 +36,7 @@ from dataengine.report.code_aware import code_aware_report
 from dataengine.report.collect import collect_funnel
 from dataengine.report.funnel import check_balance
 from dataengine.report.render import write_report
-from dataengine.runtime import check_writable_by_cluster, os_error, ray_session
+from dataengine.runtime import OBJECT_STORE_HELP, check_writable_by_cluster, os_error, ray_session
 from dataengine.shards.manifest import write_manifest
 from dataengine.shards.write import build_manifest, held_out_stage, prepare_output, write_stage
 from dataengine.sources import check_inputs_on_every_node, list_units, read_units
@@ -211,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="output directory or s3:// / gs:// URI (default: out/<mix name>)")
     parser.add_argument("--workers", type=int, help="CPUs to use (default: all of this machine or cluster)")
     parser.add_argument("--ray-address", help="join an existing Ray cluster (e.g. ray://head:10001 or auto)")
+    parser.add_argument("--object-store-mb", type=int, help=OBJECT_STORE_HELP)
     parser.add_argument("--tokenizer", help="use this tokenizer.json (a path or URI) instead of training one")
     parser.add_argument("--seed", type=int, help="override the mix's seed")
     parser.add_argument("--lid-model", type=Path, help="a fastText language-ID model (lid.176.bin, GlotLID)")
@@ -229,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             mix = mix.model_copy(update={"sources": args.sources})
         sources = resolve_sources(mix.sources)
         out = args.out or str(Path("out") / mix.name)
-        with ray_session(args.workers, args.ray_address) as cpus:
+        with ray_session(args.workers, args.ray_address, args.object_store_mb) as cpus:
             Build(mix, sources, out, cpus, args.tokenizer, console, args.stage_cache, args.resume).run()
     except ValueError as e:
         console.print(f"[red]error:[/] {e}")

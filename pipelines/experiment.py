@@ -133,7 +133,7 @@ class Experiment:
         ref_mix = load_mix(self.args.reference)
         sources = resolve_sources(self.args.sources or ref_mix.sources)
         cache = self.args.out / "stages"  # shared by the pilot and the ladder
-        with ray_session(self.args.workers, self.args.ray_address) as cpus:
+        with ray_session(self.args.workers, self.args.ray_address, self.args.object_store_mb) as cpus:
             ref_out = self.reference
             if not (ref_out / "manifest.json").exists():
                 self.console.rule(f"reference build ({ref_mix.name}): tokenizer and token counts")
@@ -528,6 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--workers", type=int, help="CPUs for the builds")
     parser.add_argument("--ray-address", help="build on an existing Ray cluster")
+    parser.add_argument("--object-store-mb", type=int, help="cap the builds' Ray object store (MB); spills beyond")
     parser.add_argument("--train-arg", dest="train_args", action="append", default=[], help="passed to train")
     parser.add_argument("--eval-arg", dest="eval_args", action="append", default=[], help="passed to eval")
     parser.add_argument(

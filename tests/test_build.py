@@ -292,3 +292,15 @@ def test_cli_bad_mix_is_a_one_line_error(tmp_path: Path) -> None:
     for mix, expected in ((str(bad), "sum to 1"), ("code99", "known presets: code0, code10, code30, code50")):
         done = subprocess.run([sys.executable, "-m", "pipelines.build", "--mix", mix], capture_output=True, text=True)
         assert done.returncode == 2 and expected in done.stderr and "Traceback" not in done.stderr
+
+
+def test_object_store_cap_reaches_ray_and_refuses_a_cluster() -> None:
+    probe = "import ray; from dataengine.runtime import start_ray; start_ray(1, object_store_mb=96); "
+    probe += "print(ray.cluster_resources()['object_store_memory'] / 2**20)"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float(done.stdout.split()[-1]) == pytest.approx(96, abs=1)
+    cmd = [sys.executable, "-m", "pipelines.build", "--mix", "code30", "--ray-address", "auto"]
+    cmd += ["--object-store-mb", "96"]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 2 and "ray start" in done.stderr and "Traceback" not in done.stderr
