@@ -57,8 +57,8 @@ def project(mb_per_s_per_core: dict[str, float], input_tb: float, nodes: int, co
 
 def extraction_rates(extract_json: Path) -> dict[str, float]:
     """MB of HTML per second per core of each engine, as ``python -m bench extract`` measured them on Debian's
-    English documentation pages (per MB, not per page: trafilatura's MB/s held within 0.34-0.43 on three page
-    sets whose pages/s ranged 20-133 with page size)."""
+    English documentation pages (per MB, not per page: trafilatura's MB/s held within 0.77-0.87 on three page
+    sets whose pages/s ranged 40-321 with page size)."""
     row = next(r for r in json.loads(extract_json.read_text()) if r["what"].startswith("extract Debian English docs")
                and r["unit"] == "MB/s per core (CPU time)")  # fmt: skip
     return {"trafilatura": row["peer_value"], "resiliparse": row["ours"]}
