@@ -30,6 +30,7 @@ from pretrain.eval.scoring import bootstrap, evaluating
 from pretrain.model import unwrap
 
 BATCH_TOKENS = 8192  # predictions per forward pass (the loss never holds more than one chunk of logits)
+WITH_CODE = "with code"  # the pages of a text source that hold code blocks (``code_share`` > 0)
 
 
 def held_out_bpb(
@@ -41,7 +42,8 @@ def held_out_bpb(
     group_by_lang: bool = True,
 ) -> dict[str, dict[str, float]]:
     """``{source: {"bpb", "loss", "tokens", "bytes", "docs", "docs_total", "capped"}}`` plus ``"source/lang"``
-    entries per value of the held-out files' ``lang`` column when it exists (and ``group_by_lang``).
+    entries per value of the held-out files' ``lang`` column when it exists (and ``group_by_lang``), and a
+    ``"source/with code"`` entry for a text source whose held-out pages partly carry code blocks.
 
     ``loss`` is nats per predicted token, ``tokens`` the predictions scored (document tokens + closing EOS),
     ``bytes`` the UTF-8 bytes of the scored texts; ``capped`` is true when ``max_tokens_per_source`` stopped the
@@ -72,6 +74,11 @@ def held_out_bpb(
             totals = {v["values"]: v["counts"] for v in lang_totals}
             for lang in sorted({lang for lang in langs if lang is not None}):
                 results[f"{source}/{lang}"] = _score(nll, predicted, nbytes, langs == lang, totals[lang])
+        if "code_share" in chosen.column_names:
+            with_code = pc.fill_null(pc.greater(chosen["code_share"], 0), False).to_numpy(zero_copy_only=False)
+            if 0 < with_code.sum() < len(chosen):  # prose pages some of which carry code blocks
+                total = pc.sum(pc.fill_null(pc.greater(docs["code_share"], 0), False).cast(pa.int64())).as_py()
+                results[f"{source}/{WITH_CODE}"] = _score(nll, predicted, nbytes, with_code, total)
     return results
 
 
@@ -84,14 +91,15 @@ def _held_out_table(out_dir: Path, entries: list[dict]) -> pa.Table:
         missing = {"tokens", "source", "id", "text"} - set(t.column_names)
         if missing:
             raise ValueError(f"{entry['path']}: held-out file lacks columns {sorted(missing)}")
-    with_lang = any("lang" in t.column_names for t in tables)
+    optional = {"lang": pa.string(), "code_share": pa.float32()}  # older builds lack code_share
+    present = {name for name in optional if any(name in t.column_names for t in tables)}
     columns = ["tokens", "source", "id", "text"]
     selected = []
     for t in tables:
-        t = t.select(columns + (["lang"] if "lang" in t.column_names else []))
-        if with_lang and "lang" not in t.column_names:
-            t = t.append_column("lang", pa.nulls(len(t), pa.string()))
-        selected.append(t)
+        t = t.select(columns + [name for name in optional if name in t.column_names])
+        for name in sorted(present - set(t.column_names)):
+            t = t.append_column(name, pa.nulls(len(t), optional[name]))
+        selected.append(t.select(columns + [name for name in optional if name in present]))
     return pa.concat_tables(selected)
 
 

@@ -159,6 +159,27 @@ def test_held_out_bpb_per_language(output: Path, tmp_path: Path) -> None:
     }
 
 
+def test_held_out_bpb_of_the_pages_with_code(output: Path, tmp_path: Path) -> None:
+    """A text source whose held-out pages partly carry code blocks gets a ``with code`` entry for those pages;
+    one where none (or all) do gets none."""
+    out = tmp_path / "out"
+    shutil.copytree(output, out)
+    for source, shares in (("web_en", [0.4, 0.0]), ("web_zh", [0.0, 0.0])):
+        path = out / "held_out" / f"{source}.arrow"
+        table = read_shard(path).append_column("code_share", pa.array(shares, pa.float32()))
+        rewritten = path.with_name(f"{source}.tmp")  # not in place: the table is memory-mapped from ``path``
+        with pa.OSFile(str(rewritten), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        rewritten.replace(path)
+    torch.manual_seed(0)
+    result = held_out_bpb(GPT(model_config("debug", vocab(out), 64)), out, "cpu")
+    assert set(result) == {"web_en", "web_en/with code", "web_zh"}
+    first = read_shard(out / "held_out" / "web_en.arrow").sort_by("id")
+    with_code = first.filter(pa.compute.greater(first["code_share"], 0))["text"].to_pylist()
+    assert result["web_en/with code"]["docs"] == result["web_en/with code"]["docs_total"] == 1
+    assert result["web_en/with code"]["bytes"] == sum(len(t.encode()) for t in with_code)
+
+
 def test_cli_runs_and_refuses_an_existing_run(output: Path, tmp_path: Path) -> None:
     config = tmp_path / "debug.yaml"
     config.write_text("seq_len: 64\nbatch_size: 8\nnum_workers: 0\nlog_every: 10\neval_tokens: 50k\nckpt-every: 15\n")

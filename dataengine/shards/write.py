@@ -119,7 +119,8 @@ def _write_source(rows: pa.Table, out: str, schema: pa.Schema) -> pa.Table:
 
 def _held_out_rows(table: pa.Table, held_out: HeldOut, sources: list[str]) -> pa.Table:
     table = kept(table)
-    table = table.filter(held_out_mask(table, held_out)).select(["tokens", "source", "id", "text", "lang"])
+    table = table.filter(held_out_mask(table, held_out))
+    table = table.select(["tokens", "source", "id", "text", "lang", "code_share"])
     return table.append_column("part", pc.index_in(table["source"], pa.array(sources, pa.string())))
 
 
@@ -183,7 +184,7 @@ def write_stage(docs: ray.data.Dataset, ctx: Context) -> ray.data.Dataset:
     out = str(ctx.out)
     ctx.objects["plan"] = plan
     ctx.objects["shards"] = write_training_shards(docs, plan, out, shard_schema(vocab), pipe.shard_tokens, held_out)
-    held_schema = shard_schema(vocab, {"text": pa.string(), "lang": pa.string()})
+    held_schema = shard_schema(vocab, {"text": pa.string(), "lang": pa.string(), "code_share": pa.float32()})
     sources = sorted(s.name for s in ctx.sources)
     ctx.objects["held_out"] = write_held_out(docs, out, held_schema, held_out, sources)
     return docs
