@@ -31,8 +31,7 @@ from typing import Any
 import numpy as np
 
 from dataengine.atomic import write_atomic
-
-WITH_CODE_KEY = "/with code"  # pretrain.heldout's slice of a text source's pages with code blocks
+from pretrain.heldout import WITH_CODE
 
 BOOTSTRAP = 2000
 COMPOSITE = "composite"
@@ -458,7 +457,7 @@ def write_markdown(result: dict[str, Any]) -> str:
         rows.append(("minimum detectable effect (80% power)", [mde(r) for r in rungs]))
     if "humaneval" in result["tasks"]:
         rows.append(("HumanEval bits per byte", [mean_sd(result["results"][r]["humaneval"]) for r in rungs]))
-    for key in sorted(k for k in result["held_out_bpb"][rungs[0]] if "/" not in k or k.endswith(WITH_CODE_KEY)):
+    for key in sorted(k for k in result["held_out_bpb"][rungs[0]] if "/" not in k or k.endswith(f"/{WITH_CODE}")):
         docs = result["held_out_bpb"][rungs[0]][key].get("docs")
         label = f"held-out bits per byte, {key}" + (f" ({docs} docs; [95% CI over documents])" if docs else "")
         rows.append((label, [held_out_cell(result["held_out_bpb"][r][key]) for r in rungs]))

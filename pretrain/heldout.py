@@ -83,23 +83,21 @@ def held_out_bpb(
 
 
 def _held_out_table(out_dir: Path, entries: list[dict]) -> pa.Table:
-    """All held-out files as one table of the columns scoring needs (``lang`` only when some file has it)."""
+    """All held-out files as one table of the columns scoring needs (``lang`` and ``code_share`` when some file
+    has them, null in the files without)."""
     if not entries:
         raise ValueError(f"{out_dir}: the manifest lists no held-out files")
     tables = [read_shard(out_dir / e["path"]) for e in entries]
+    names = ["tokens", "source", "id", "text"]
     for entry, t in zip(entries, tables, strict=True):
-        missing = {"tokens", "source", "id", "text"} - set(t.column_names)
+        missing = set(names) - set(t.column_names)
         if missing:
             raise ValueError(f"{entry['path']}: held-out file lacks columns {sorted(missing)}")
     optional = {"lang": pa.string(), "code_share": pa.float32()}  # older builds lack code_share
-    present = {name for name in optional if any(name in t.column_names for t in tables)}
-    columns = ["tokens", "source", "id", "text"]
-    selected = []
-    for t in tables:
-        t = t.select(columns + [name for name in optional if name in t.column_names])
-        for name in sorted(present - set(t.column_names)):
-            t = t.append_column(name, pa.nulls(len(t), optional[name]))
-        selected.append(t.select(columns + [name for name in optional if name in present]))
+    names += [name for name in optional if any(name in t.column_names for t in tables)]
+    selected = [
+        pa.table({n: t[n] if n in t.column_names else pa.nulls(len(t), optional[n]) for n in names}) for t in tables
+    ]
     return pa.concat_tables(selected)
 
 

@@ -109,7 +109,7 @@ def test_mix_shares_and_held_out_slice(built: tuple[Path, dict]) -> None:
             table = reader.read_all()
         held_ids |= set(table["id"].to_pylist())
         assert all(table["text"].to_pylist())
-        shares = table["code_share"].to_pylist()  # what held-out bits per byte of pages with code slice on
+        shares = table["code_share"].to_pylist()  # held-out bits per byte slice pages with code on it
         assert all(0 <= x <= 1 for x in shares) and (set(shares) == {1.0}) == (table["source"][0].as_py() == "code")
     assert held_ids and not (held_ids & train_ids)
     assert len(manifest["shards"]) > 1 and verify(out) == []
